@@ -1,0 +1,61 @@
+"""The single error hierarchy of ``core``.
+
+Errors carry a message built from the offending values and no HTTP status:
+mapping them to status codes is the HTTP layer's job (``app/errors.py``).
+"""
+
+from __future__ import annotations
+
+
+class CoreError(Exception):
+    """Base class of every error raised by ``core``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class WeightsError(CoreError):
+    """A weight file is missing, unsafe, malformed or does not fit the network."""
+
+
+class InputError(CoreError):
+    """Input values are well-formed but invalid (shape, range, non-finite)."""
+
+
+class LimitExceededError(InputError):
+    """Input is larger than a configured limit (batch rows, points, pixels, parts)."""
+
+
+class BatchTooLargeError(LimitExceededError):
+    """More rows than the configured batch limit."""
+
+
+class ImageDecodeError(CoreError):
+    """Bytes that claim to be an image cannot be decoded."""
+
+
+class UnsupportedImageError(CoreError):
+    """An image format that is recognised but not accepted."""
+
+
+class EmptyImageError(InputError):
+    """An image with no ink: nothing to classify."""
+
+
+class DataError(CoreError):
+    """A data file (MNIST IDX, training CSV) is missing or malformed."""
+
+
+class UnknownActivationError(CoreError):
+    """An activation name that is not in the registry."""
+
+    def __init__(self, name: str, valid: list[str]) -> None:
+        super().__init__(
+            f"unknown activation {name!r}; valid names: {', '.join(valid)}"
+        )
+        self.name = name
+        self.valid = valid
