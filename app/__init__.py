@@ -1,0 +1,1 @@
+"""HTTP layer of mnist-serve: FastAPI routes over the NumPy core."""

@@ -1,0 +1,126 @@
+"""``mnist-serve``: start the HTTP service with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnist-serve",
+        description="Serve MNIST inference with the book's 3-layer NumPy network. "
+        "Every MNIST_SERVE_* environment variable is read too; flags win.",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="bind address (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("MNIST_SERVE_WORKERS", "1")),
+        help="worker processes (default 1, or MNIST_SERVE_WORKERS)",
+    )
+    parser.add_argument(
+        "--weights", type=Path, help="weights file (overrides MNIST_SERVE_WEIGHTS)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="log level (default info, or MNIST_SERVE_LOG_LEVEL)",
+    )
+    access = parser.add_mutually_exclusive_group()
+    access.add_argument(
+        "--access-log",
+        dest="access_log",
+        action="store_true",
+        default=None,
+        help="log one line per request",
+    )
+    access.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="no per-request log lines (the default)",
+    )
+    return parser
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.workers < 1:
+        print("mnist-serve: --workers must be >= 1", file=sys.stderr)
+        return 2
+    # Flags become environment variables so that every worker process, which
+    # builds its own Settings, sees them.
+    if args.weights is not None:
+        os.environ["MNIST_SERVE_WEIGHTS"] = str(args.weights.expanduser().resolve())
+    if args.log_level is not None:
+        os.environ["MNIST_SERVE_LOG_LEVEL"] = args.log_level
+    if args.access_log is not None:
+        os.environ["MNIST_SERVE_ACCESS_LOG"] = "true" if args.access_log else "false"
+
+    from app.settings import Settings
+    from core.errors import CoreError
+    from core.weights import load_weights
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(
+            f"mnist-serve: bad setting MNIST_SERVE_{str(first['loc'][0]).upper()}: "
+            f"{first['msg']}",
+            file=sys.stderr,
+        )
+        return 2
+    path = settings.resolved_weights()
+    try:
+        # Fail fast, with one line, before uvicorn starts any worker.
+        load_weights(path, settings.weights_max_bytes)
+    except CoreError as exc:
+        print(
+            f"mnist-serve: cannot load weights {path}: {exc.message}", file=sys.stderr
+        )
+        if not path.exists() and path.name == "sample_weight.pkl":
+            print(
+                "mnist-serve: point MNIST_SERVE_WEIGHTS or --weights at a book-format "
+                ".pkl (e.g. the book's ch03/sample_weight.pkl)",
+                file=sys.stderr,
+            )
+        return 2
+    os.environ["MNIST_SERVE_WEIGHTS"] = str(path)
+
+    import uvicorn
+
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal so the
+    # process dies "by signal". A stop that went as planned should exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.run(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=int(settings.graceful_timeout),
+        # No server header and date: less per response, nothing to fingerprint.
+        server_header=False,
+        date_header=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

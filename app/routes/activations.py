@@ -1,0 +1,138 @@
+"""The chapter's activation functions (and a few later ones), with derivatives."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Path, Query, Request
+
+from app.deps import SettingsDep
+from app.errors import ProblemError
+from app.responses import ORJSONResponse
+from app.schemas import ActivationInfo, ActivationRequest, ActivationValues, Problem
+from core import activations
+from core.errors import InputError, LimitExceededError
+
+router = APIRouter(prefix="/activations", tags=["activations"])
+
+_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {**_PROBLEM, "description": "Unknown name; `valid` lists the names."},
+    413: {**_PROBLEM, "description": "More points than the limit."},
+    422: {**_PROBLEM, "description": "Non-finite x, bad parameters, or no points."},
+}
+_RESERVED = {"x", "start", "stop", "num"}
+
+NamePath = Annotated[
+    str,
+    Path(
+        description="An activation name or alias, e.g. sigmoid, relu, swish.",
+        examples=["sigmoid"],
+    ),
+]
+
+
+@router.get("", response_model=list[ActivationInfo])
+async def list_activations() -> list[ActivationInfo]:
+    """Every activation function: name, aliases, formula, parameters and notes."""
+    return [
+        ActivationInfo(
+            name=a.name,
+            aliases=list(a.aliases),
+            formula=a.formula,
+            params=dict(a.params),
+            notes=a.notes,
+        )
+        for a in activations.ACTIVATIONS.values()
+    ]
+
+
+def _answer(
+    name: str, x: Any, params: Mapping[str, float], limit: int
+) -> ORJSONResponse:
+    size = len(x) if isinstance(x, list) else int(np.size(x))
+    if size > limit:
+        raise LimitExceededError(f"{size} points is over the limit of {limit}")
+    activation, used, xs, y, dy = activations.evaluate(name, x, params)
+    return ORJSONResponse(
+        {"name": activation.name, "params": used, "x": xs, "y": y, "dy": dy}
+    )
+
+
+def _float_param(key: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise InputError(
+            f"parameter {key} must be a number, got a non-number"
+        ) from None
+
+
+@router.get(
+    "/{name}",
+    response_model=ActivationValues,
+    response_class=ORJSONResponse,
+    responses=_ERRORS,
+)
+async def activation_values(
+    request: Request,
+    settings: SettingsDep,
+    name: NamePath,
+    x: Annotated[
+        list[float] | None, Query(description="Points, repeated: ?x=-1&x=0&x=1.")
+    ] = None,
+    start: Annotated[float | None, Query(description="First point of a grid.")] = None,
+    stop: Annotated[
+        float | None, Query(description="Last point of a grid (inclusive).")
+    ] = None,
+    num: Annotated[
+        int, Query(ge=1, description="Points in the grid (like numpy.linspace).")
+    ] = 101,
+    alpha: Annotated[float | None, Query(description="leaky_relu, prelu, elu.")] = None,
+    k: Annotated[int | None, Query(description="maxout: group size.")] = None,
+) -> ORJSONResponse:
+    """y and dy/dx at points given as ?x=... or as a grid ?start=&stop=&num=."""
+    activations.get(name)  # 404 for an unknown name before anything else
+    limit = settings.max_activation_points
+    params: dict[str, float] = {}
+    for key, raw in request.query_params.multi_items():
+        if key not in _RESERVED:
+            params[key] = _float_param(key, raw)
+    if x is not None:
+        if start is not None or stop is not None:
+            raise InputError("give either x or start/stop/num, not both")
+        return _answer(name, x, params, limit)
+    if start is None or stop is None:
+        raise InputError(
+            "give points as ?x=-1&x=0&x=1 or a grid as ?start=-5&stop=5&num=101"
+        )
+    if num > limit:
+        raise LimitExceededError(f"num={num} is over the limit of {limit} points")
+    if not (np.isfinite(start) and np.isfinite(stop)):
+        raise InputError("start and stop must be finite")
+    return _answer(name, np.linspace(start, stop, num), params, limit)
+
+
+@router.post(
+    "/{name}",
+    response_model=ActivationValues,
+    response_class=ORJSONResponse,
+    responses=_ERRORS,
+)
+async def activation_values_post(
+    settings: SettingsDep, name: NamePath, body: ActivationRequest
+) -> ORJSONResponse:
+    """y and dy/dx at many points: {"x": [...], <params>} in a JSON body."""
+    activations.get(name)
+    params: dict[str, float] = {}
+    for key, value in (body.model_extra or {}).items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ProblemError(
+                422,
+                f"parameter {key} must be a number",
+                errors=[{"loc": ["body", key], "msg": "must be a number"}],
+            )
+        params[key] = float(value)
+    return _answer(name, body.x, params, settings.max_activation_points)

@@ -1,0 +1,34 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.deps import StateDep
+from app.errors import ProblemError
+from app.schemas import Health, Problem
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live", response_model=Health)
+async def live() -> Health:
+    """200 while the process serves requests."""
+    return Health(status="live")
+
+
+@router.get(
+    "/ready",
+    response_model=Health,
+    responses={503: {"model": Problem, "content": {"application/problem+json": {}}}},
+)
+async def ready(state: StateDep) -> Health:
+    """200 once the weights are loaded and a self-test inference passed, else 503."""
+    if not state.ready:
+        raise ProblemError(
+            503,
+            "the model is not ready",
+            type_="not-ready",
+            headers={"Retry-After": "1"},
+        )
+    return Health(status="ready")

@@ -1,0 +1,134 @@
+"""Pydantic models of request and response bodies, for validation and OpenAPI.
+
+/predict parses its body straight into NumPy (see ``routes/predict.py``); its
+models here document the contract and check the answers in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+Probabilities = Annotated[list[float], Field(min_length=10, max_length=10)]
+Flat = Annotated[
+    list[Annotated[float, Field(ge=0, le=255)]], Field(min_length=784, max_length=784)
+]
+Row = Annotated[
+    list[Annotated[float, Field(ge=0, le=255)]], Field(min_length=28, max_length=28)
+]
+Square = Annotated[list[Row], Field(min_length=28, max_length=28)]
+Image = Flat | Square
+
+
+class PredictRequest(BaseModel):
+    """One image or a batch: 784 numbers, a 28x28 nested list, or a list of those."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    x: Image | Annotated[list[Image], Field(min_length=1)] = Field(
+        description="One image (784 numbers or 28x28) or a non-empty list of images."
+    )
+    normalize: bool = Field(
+        False,
+        description="false: values are already in [0, 1]; true: raw pixels in [0, 255], "
+        "divided by 255 on the server.",
+    )
+
+
+class PredictSingle(BaseModel):
+    label: int = Field(ge=0, le=9, description="The most probable digit.")
+    probabilities: Probabilities = Field(description="Softmax output, sums to 1.")
+    input: list[list[float]] | None = Field(
+        None,
+        description="With ?return_input=true: the 28x28 image the network saw, in [0, 1].",
+    )
+
+
+class PredictBatch(BaseModel):
+    labels: list[Annotated[int, Field(ge=0, le=9)]]
+    probabilities: list[Probabilities]
+    input: list[list[list[float]]] | None = Field(
+        None, description="With ?return_input=true: each 28x28 image the network saw."
+    )
+
+
+class PredictAnswer(RootModel[PredictSingle | PredictBatch]):
+    """A single answer for a single image, a batch answer for a batch."""
+
+
+class ValidationItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ValidationItem] | None = None
+    request_id: str | None = None
+    valid: list[str] | None = Field(
+        None, description="Valid names, for an unknown activation."
+    )
+
+
+class ActivationInfo(BaseModel):
+    name: str
+    aliases: list[str]
+    formula: str
+    params: dict[str, float]
+    notes: str
+
+
+class ActivationRequest(BaseModel):
+    """Points to evaluate, plus the function's parameters (e.g. alpha, k)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"x": [-2, -1, 0, 1, 2], "alpha": 0.1}]},
+    )
+
+    x: list[float] = Field(min_length=1, description="Points at which to evaluate.")
+
+
+class ActivationValues(BaseModel):
+    name: str
+    params: dict[str, float]
+    x: list[float]
+    y: list[float]
+    dy: list[float]
+
+
+class WeightsInfo(BaseModel):
+    file: str
+    format: str
+    sha256: str
+    size: int
+    source: str = Field(
+        description="'project' for the shipped weights, 'book' for the "
+        "book's file, else 'custom'."
+    )
+
+
+class ModelInfo(BaseModel):
+    name: str
+    layers: list[int]
+    activations: list[str]
+    parameters: int
+    dtype: str
+    weights: WeightsInfo
+    provenance: dict[str, Any] | None = Field(
+        None,
+        description="Training metadata shipped next to the weights, when it matches them.",
+    )
+    test_accuracy: float | None = Field(
+        None, description="Measured MNIST test accuracy, when known."
+    )
+
+
+class Health(BaseModel):
+    status: str

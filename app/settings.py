@@ -1,0 +1,65 @@
+"""Service settings, read from ``MNIST_SERVE_*`` environment variables or ``.env``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEIGHTS = Path("weights/sample_weight.pkl")
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every limit and switch of the service, each with a documented default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MNIST_SERVE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    weights: Path = DEFAULT_WEIGHTS
+    """Weights file: a book-format ``.pkl`` or an ``.npz`` with the same keys.
+    A relative path is looked up in the working directory, then in the project."""
+    weights_max_bytes: int = Field(64 * MiB, gt=0)
+    """Refuse weight files larger than this."""
+
+    max_body_bytes: int = Field(8 * MiB, gt=0)
+    """Largest request body; larger ones get 413 before they are read whole."""
+    max_batch_size: int = Field(4096, gt=0)
+    """Most images in one /predict request (413 beyond)."""
+    max_activation_points: int = Field(100_000, gt=0)
+    """Most x values in one /activations request (413 beyond)."""
+    max_image_pixels: int = Field(16_000_000, gt=0)
+    """Most pixels (width x height, read from the header) in one uploaded image (413)."""
+    max_upload_parts: int = Field(64, gt=0)
+    """Most files in one multipart upload (413 beyond)."""
+    max_part_bytes: int = Field(4 * MiB, gt=0)
+    """Largest single file part in a multipart upload (413 beyond)."""
+    body_timeout: float = Field(10.0, gt=0)
+    """Seconds a client may take to send its whole body (408 beyond)."""
+    max_concurrency: int = Field(64, gt=0)
+    """Requests handled at once per worker; more get 503 with Retry-After."""
+    graceful_timeout: float = Field(10.0, gt=0)
+    """Seconds in-flight requests may run on after SIGTERM before the worker exits."""
+
+    blas_threads: int = Field(1, ge=0)
+    """BLAS threads per worker (0: leave the library's default). One thread per
+    worker keeps the event loop and the other workers from fighting for cores."""
+    inline_rows: int = Field(64, ge=0)
+    """Batches up to this many rows run on the event loop; larger ones in a thread."""
+
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    """Log level of the service and uvicorn."""
+    access_log: bool = False
+    """Log one line per request (off by default: it costs time on the hot path)."""
+
+    def resolved_weights(self) -> Path:
+        """The weights path; a relative one found in the working directory or the project."""
+        path = self.weights.expanduser()
+        if path.is_absolute() or path.exists():
+            return path.resolve()
+        in_project = PROJECT_ROOT / path
+        return in_project if in_project.exists() else path.resolve()
