@@ -132,3 +132,39 @@ class ModelInfo(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class ExplainRequest(BaseModel):
+    """One image, as for /predict: 784 numbers or 28x28."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    x: Image = Field(description="One image (784 numbers or 28x28).")
+    normalize: bool = Field(
+        False,
+        description="false: values are already in [0, 1]; true: raw pixels in [0, 255].",
+    )
+
+
+class ExplainResponse(BaseModel):
+    """One image, looked at inside: every layer's output and a saliency map."""
+
+    label: int = Field(ge=0, le=9, description="The most probable digit.")
+    target: int = Field(
+        ge=0, le=9, description="The class whose probability `saliency` differentiates."
+    )
+    probabilities: Probabilities = Field(description="Softmax output, sums to 1.")
+    logits: Annotated[list[float], Field(min_length=10, max_length=10)] = Field(
+        description="The last layer's output before softmax."
+    )
+    hidden: list[list[float]] = Field(
+        description="Each hidden layer's sigmoid activations, first to last "
+        "(50 and 100 values for the book's network)."
+    )
+    saliency: list[list[float]] = Field(
+        description="28x28: d probabilities[target] / d input pixel, by backprop. "
+        "Positive where more ink would raise the probability."
+    )
+    input: list[list[float]] = Field(
+        description="The 28x28 image the network saw, in [0, 1]."
+    )
