@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="no per-request log lines (the default)",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines as text or one JSON object a line, with request ids "
+        "(default text, or MNIST_SERVE_LOG_FORMAT)",
+    )
     return parser
 
 
@@ -70,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["MNIST_SERVE_LOG_LEVEL"] = args.log_level
     if args.access_log is not None:
         os.environ["MNIST_SERVE_ACCESS_LOG"] = "true" if args.access_log else "false"
+    if args.log_format is not None:
+        os.environ["MNIST_SERVE_LOG_FORMAT"] = args.log_format
 
     from app.settings import Settings
     from core.errors import CoreError
@@ -104,22 +114,56 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
+    from app.logconfig import log_config
+
+    metrics_dir = _metrics_dir(args.workers) if settings.metrics else None
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal so the
     # process dies "by signal". A stop that went as planned should exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        "app.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=int(settings.graceful_timeout),
-        # No server header and date: less per response, nothing to fingerprint.
-        server_header=False,
-        date_header=False,
-    )
+    try:
+        uvicorn.run(
+            "app.main:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+            log_config=log_config(settings.log_level, settings.log_format),
+            timeout_graceful_shutdown=int(settings.graceful_timeout),
+            # No server header and date: less per response, nothing to fingerprint.
+            server_header=False,
+            date_header=False,
+            # h11, even when httptools is installed: httptools has no limit on
+            # header size (one 200 MiB header line grew a worker by 360 MiB),
+            # h11 answers 400 past 16 KiB.
+            http="h11",
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir(workers: int) -> str | None:
+    """Point prometheus_client at a clean directory when values must be shared.
+
+    With several workers, each writes its values to files there and every
+    worker's /metrics adds them all up. Returns the directory to remove at
+    exit when this function made it.
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        # prometheus_client needs the directory cleared at each start.
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        return None
+    if workers == 1:
+        return None
+    made = tempfile.mkdtemp(prefix="mnist-serve-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
 
 
 if __name__ == "__main__":

@@ -33,17 +33,21 @@ class ServiceState:
         return self.weights.network
 
 
-def get_state(request: Request) -> ServiceState:
+# async on purpose: FastAPI runs a plain-def dependency in its thread pool, a
+# hop that costs more than the whole single-image forward pass.
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
 
 
-def get_network(request: Request) -> Network:
-    return get_state(request).network
+async def get_network(request: Request) -> Network:
+    state: ServiceState = request.app.state.service
+    return state.network
 
 
-def get_settings(request: Request) -> Settings:
-    return get_state(request).settings
+async def get_settings(request: Request) -> Settings:
+    state: ServiceState = request.app.state.service
+    return state.settings
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from app import errors
+from app import errors, logconfig, metrics
 from app.deps import ServiceState
 from app.middleware import GuardMiddleware
-from app.routes import activations, health, model, predict
+from app.routes import activations, health, model, predict, ui, v2
 from app.settings import Settings
 from core.errors import CoreError, WeightsError
 from core.network import Network
@@ -108,12 +108,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(activations.router)
     app.include_router(model.router)
     app.include_router(health.router)
+    app.include_router(v2.router)
+    app.include_router(ui.router)
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,
         max_concurrency=settings.max_concurrency,
     )
+    # Outermost last: V2 error bodies, then metrics, then the log context.
+    app.add_middleware(v2.V2ErrorMiddleware)
+    if settings.metrics:
+        metrics.install(app)
+    logconfig.install(app)
     return app
 
 

