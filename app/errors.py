@@ -61,6 +61,20 @@ STATUS_TYPES = {
 }
 
 
+# A problem never repeats large client input: details and echoed names are
+# clipped, and a validation error lists at most MAX_ERRORS items.
+MAX_DETAIL = 1000
+MAX_ECHO = 64
+MAX_ERRORS = 20
+
+
+def clip(text: str, limit: int = MAX_ECHO) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 class ProblemError(Exception):
     """An HTTP-level error that should be answered with a problem body."""
 
@@ -93,10 +107,10 @@ def problem_body(
         "type": f"/problems/{type_ or STATUS_TYPES.get(status, 'error')}",
         "title": HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
+        "detail": clip(detail, MAX_DETAIL),
     }
     if errors is not None:
-        body["errors"] = list(errors)
+        body["errors"] = list(errors)[:MAX_ERRORS]
     body.update({k: v for k, v in extra.items() if v is not None})
     return orjson.dumps(body)
 
@@ -135,8 +149,13 @@ def status_of(exc: CoreError) -> tuple[int, str]:
 async def _core_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CoreError)  # registered for CoreError only
     status, type_ = status_of(exc)
-    valid = exc.valid if isinstance(exc, UnknownActivationError) else None
-    return problem_response(request, status, exc.message, type_, valid=valid)
+    detail, valid = exc.message, None
+    if isinstance(exc, UnknownActivationError):
+        valid = exc.valid
+        detail = f"unknown activation {clip(exc.name)!r}; valid names: " + ", ".join(
+            valid
+        )
+    return problem_response(request, status, detail, type_, valid=valid)
 
 
 async def _problem_error(request: Request, exc: Exception) -> Response:
@@ -151,10 +170,11 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
     if status == 404 and detail == "Not Found":
-        detail = f"no route for {request.url.path}"
+        detail = f"no route for {clip(request.url.path)}"
     elif status == 405:
         allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
-        detail = f"method {request.method} is not allowed on {request.url.path}" + (
+        path = clip(request.url.path)
+        detail = f"method {clip(request.method)} is not allowed on {path}" + (
             f"; allowed: {allowed}" if allowed else ""
         )
     headers = dict(exc.headers) if exc.headers else None
@@ -162,20 +182,27 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 
 def _loc(loc: Sequence[Any]) -> list[str | int]:
-    return [part if isinstance(part, int) else str(part) for part in loc]
+    return [part if isinstance(part, int) else clip(str(part)) for part in loc]
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     # Only loc and msg: the stock body echoes the input, which may be huge or
     # hold the very values that were refused.
+    raw = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in raw):
+        # FastAPI reports a body that is not JSON as a validation error; the
+        # contract says 400, as for the routes that parse JSON themselves.
+        return problem_response(request, 400, "body is not valid JSON")
     errors = [
-        {"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", ""))}
-        for e in exc.errors()
+        {"loc": _loc(e.get("loc", ())), "msg": clip(str(e.get("msg", "")), 200)}
+        for e in raw[:MAX_ERRORS]
     ]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"])
     detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+    if len(raw) > MAX_ERRORS:
+        detail += f" ({len(raw)} errors; the first {MAX_ERRORS} are listed)"
     return problem_response(request, 422, detail, "invalid-input", errors)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import uuid
 from typing import Any
 
@@ -94,40 +93,42 @@ class GuardMiddleware:
             return None
         chunks: list[bytes] = []
         size = 0
-        deadline = time.monotonic() + self.body_timeout
-        while True:
-            try:
-                message = await asyncio.wait_for(
-                    receive(), max(deadline - time.monotonic(), 0)
-                )
-            except TimeoutError:
-                await _refuse(
-                    send,
-                    408,
-                    f"the body did not arrive within {self.body_timeout:g} s "
-                    f"({size} bytes received)",
-                    rid,
-                    close=True,
-                )
-                return None
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                await _refuse(
-                    send,
-                    413,
-                    f"body is over the limit of {self.max_body_bytes} bytes",
-                    rid,
-                    close=True,
-                    type_="body-too-large",
-                )
-                return None
-            if chunk:
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            # One timer for the whole body (asyncio.wait_for per read would
+            # create a task per chunk).
+            async with asyncio.timeout(self.body_timeout):
+                while size <= self.max_body_bytes:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if chunk:
+                        chunks.append(chunk)
+                    if (
+                        not message.get("more_body", False)
+                        and size <= self.max_body_bytes
+                    ):
+                        return b"".join(chunks)
+        except TimeoutError:
+            await _refuse(
+                send,
+                408,
+                f"the body did not arrive within {self.body_timeout:g} s "
+                f"({size} bytes received)",
+                rid,
+                close=True,
+            )
+            return None
+        await _refuse(
+            send,
+            413,
+            f"body is over the limit of {self.max_body_bytes} bytes",
+            rid,
+            close=True,
+            type_="body-too-large",
+        )
+        return None
 
 
 def _request_id(scope: Scope) -> str:

@@ -19,6 +19,7 @@ router = APIRouter(prefix="/activations", tags=["activations"])
 
 _PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {**_PROBLEM, "description": "A POST body that is not JSON."},
     404: {**_PROBLEM, "description": "Unknown name; `valid` lists the names."},
     413: {**_PROBLEM, "description": "More points than the limit."},
     422: {**_PROBLEM, "description": "Non-finite x, bad parameters, or no points."},
