@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
-class ORJSONResponse(Response):
-    media_type = "application/json"
+class ORJSONResponse(JSONResponse):
+    """A JSONResponse (so FastAPI documents the route's response model) rendered by orjson."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=_OPTIONS)

@@ -7,6 +7,7 @@ shape of the input decides whether it is one image or a batch: ``(784,)`` and
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,7 @@ def to_batch(
     normalize: bool = False,
     max_rows: int | None = None,
     check_bools: bool = True,
+    numbers_only: bool = False,
 ) -> Batch:
     """Validate numbers and shape them into the network's input.
 
@@ -64,6 +66,12 @@ def to_batch(
         Look for booleans among the numbers (NumPy would take them as 0/1).
         A caller that knows there are none (e.g. the JSON text holds no
         ``true``/``false``) skips this per-element scan.
+    numbers_only : bool
+        The caller knows ``x`` holds no strings and no booleans (e.g. the JSON
+        text has no quotes and no ``true``/``false`` inside ``x``): convert
+        straight to float32, which is faster than letting NumPy find the type.
+        Anything unexpected (nulls, objects, ragged rows, non-finite values)
+        is re-checked by the general path, so the errors are the same.
 
     Returns
     -------
@@ -75,6 +83,10 @@ def to_batch(
         Ragged or wrong shape, non-numbers, non-finite or out-of-range values.
         Messages name the first offending position, never the value.
     """
+    if numbers_only and isinstance(x, list):
+        fast = _numbers_to_batch(x, normalize, max_rows)
+        if fast is not None:
+            return fast
     try:
         # No dtype: lets NumPy reveal strings (a '<U' dtype) and nulls or
         # objects ('O') instead of silently converting "1" to 1.0.
@@ -108,19 +120,92 @@ def to_batch(
         raise BatchTooLargeError(
             f"batch of {batch.shape[0]} images is over the limit of {max_rows}"
         )
-    out = batch.astype(np.float32)
+    with np.errstate(over="ignore"):
+        # A float64 past float32's range becomes inf: reported just below.
+        out = batch.astype(np.float32)
+    return _checked(out, shape, single, normalize)
+
+
+def _checked(
+    out: NDArray[np.float32], shape: tuple[int, ...], single: bool, normalize: bool
+) -> Batch:
+    top = 255.0 if normalize else 1.0
+    # Two reductions instead of four element-wise masks; min and max are NaN
+    # when any value is, so the masks are only built to name a bad position.
+    if out.size and out.min() >= 0 and out.max() <= top:
+        if normalize:
+            out /= np.float32(255.0)
+        return Batch(x=out, single=single)
     finite = np.isfinite(out)
     if not finite.all():
         raise InputError(
             f"x contains a non-finite number at {_where(~finite, shape, single)}; "
             "JSON numbers must be finite"
         )
-    top = 255.0 if normalize else 1.0
     bad = (out < 0) | (out > top)
     if bad.any():
         hint = "" if normalize else ' (send "normalize": true for 0-255 pixels)'
         raise InputError(
             f"x has a value outside [0, {top:g}] at {_where(bad, shape, single)}{hint}"
+        )
+    if normalize:
+        out /= np.float32(255.0)
+    return Batch(x=out, single=single)
+
+
+def _flat_rows(x: list[object]) -> NDArray[np.float32] | None:
+    # The common shapes, 784 numbers or rows of 784, read with np.fromiter:
+    # ~15% faster than np.asarray, which first discovers the nesting. Rows of
+    # other lengths, or nesting deeper, go to np.asarray (None here); a list
+    # inside a row makes fromiter raise, which the caller handles.
+    if not x:
+        return None
+    if type(x[0]) is not list:
+        if len(x) != INPUT_SIZE:
+            return None
+        return np.fromiter(x, dtype=np.float32, count=INPUT_SIZE)
+    rows = [row for row in x if isinstance(row, list) and len(row) == INPUT_SIZE]
+    if len(rows) != len(x):
+        return None
+    flat = np.fromiter(
+        itertools.chain.from_iterable(rows),
+        dtype=np.float32,
+        count=len(rows) * INPUT_SIZE,
+    )
+    return flat.reshape(len(rows), INPUT_SIZE)
+
+
+def _numbers_to_batch(
+    x: list[object], normalize: bool, max_rows: int | None
+) -> Batch | None:
+    """The fast path of :func:`to_batch` for lists known to hold only numbers.
+
+    Returns None, for the general path to report, on anything unexpected.
+    """
+    try:
+        # Overflow and nulls (NaN) are found below and re-checked by the caller.
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = _flat_rows(x)
+            if array is None:
+                array = np.asarray(x, dtype=np.float32)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    shape = array.shape
+    if (array.ndim == 1 and shape[0] == INPUT_SIZE) or shape == IMAGE_SHAPE:
+        single = True
+    elif (array.ndim == 2 and shape[1] == INPUT_SIZE and shape[0]) or (
+        array.ndim == 3 and shape[1:] == IMAGE_SHAPE and shape[0]
+    ):
+        single = False
+    else:
+        return None
+    out = array.reshape(-1, INPUT_SIZE)
+    top = 255.0 if normalize else 1.0
+    if not (out.min() >= 0 and out.max() <= top):
+        return None
+    if max_rows is not None and out.shape[0] > max_rows:
+        raise BatchTooLargeError(
+            f"batch of {out.shape[0]} images is over the limit of {max_rows}"
         )
     if normalize:
         out /= np.float32(255.0)

@@ -1,0 +1,207 @@
+"""Core forward pass: ours vs the book's reference loop vs onnxruntime.
+
+Each row is images per second over the same images, and the time of one call,
+for batch 1, 100 and 10,000 at a stated number of BLAS / intra-op threads. The
+implementations are timed in alternating rounds within one run, and the ratios
+are taken between rows of that run.
+
+    python -m bench core [--quick]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from bench import onnx_model
+from bench.common import default_weights, interleaved, sample_images, table
+from core.weights import load_network
+
+BATCHES = (1, 100, 10_000)
+
+
+# The book's chapter-3 code (ch03/neuralnet_mnist_batch.py with
+# common/functions.py), written out again as the baseline.
+def book_sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def book_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - np.max(x, axis=-1, keepdims=True)
+    return np.exp(x) / np.sum(np.exp(x), axis=-1, keepdims=True)
+
+
+def book_predict(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    w1, w2, w3 = params["W1"], params["W2"], params["W3"]
+    b1, b2, b3 = params["b1"], params["b2"], params["b3"]
+    a1 = np.dot(x, w1) + b1
+    z1 = book_sigmoid(a1)
+    a2 = np.dot(z1, w2) + b2
+    z2 = book_sigmoid(a2)
+    a3 = np.dot(z2, w3) + b3
+    return book_softmax(a3)
+
+
+def _loop(forward: Callable[[np.ndarray], object], x: np.ndarray, batch: int):
+    if batch == 1:
+        one = x[0]
+        return lambda: forward(one)
+    if batch >= len(x):
+        return lambda: forward(x)
+
+    def run() -> None:
+        for i in range(0, len(x), batch):
+            forward(x[i : i + batch])
+
+    return run
+
+
+def run(
+    *,
+    weights: Path | None = None,
+    threads: tuple[int, ...] = (1, 2),
+    images: int = 10_000,
+    rounds: int = 7,
+    target: float = 0.1,
+    batches: tuple[int, ...] = BATCHES,
+) -> dict[str, Any]:
+    """Measure every implementation at every batch size and thread count."""
+    path = weights or default_weights()
+    network = load_network(path)
+    params = {k: np.array(v) for k, v in network.params().items()}
+    x = sample_images(images)
+    # The three must agree before their speed means anything.
+    reference = book_predict(params, x[:100])
+    np.testing.assert_allclose(network.forward(x[:100]), reference, atol=1e-5)
+    rows: list[dict[str, Any]] = []
+    have_ort = onnx_model.available()
+    for n_threads in threads:
+        impls: dict[str, Callable[[np.ndarray], object]] = {
+            "mnist-serve core": network.forward,
+            "book loop (ch03)": lambda v: book_predict(params, v),
+        }
+        if have_ort:
+            peer = onnx_model.OnnxPeer(network, n_threads)
+            np.testing.assert_allclose(peer.forward(x[:100]), reference, atol=1e-5)
+            impls["onnxruntime"] = peer.forward
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            for batch in batches:
+                n = min(batch, len(x)) if batch > 1 else 1
+                span = x if batch > 1 else x[:1]
+                fns = {name: _loop(f, span, batch) for name, f in impls.items()}
+                seconds = interleaved(fns, rounds, target)
+                for name, per_pass in seconds.items():
+                    count = len(span)
+                    calls = 1 if batch >= count else -(-count // n)
+                    rows.append(
+                        {
+                            "impl": name,
+                            "batch": batch,
+                            "threads": n_threads,
+                            "images_per_s": count / per_pass,
+                            "call_us": per_pass / calls * 1e6,
+                        }
+                    )
+    return {
+        "weights": str(path),
+        "images": len(x),
+        "onnxruntime": _ort_version() if have_ort else None,
+        "numpy": np.__version__,
+        "blas": _blas_info(),
+        "rows": rows,
+        "ratios": ratios(rows),
+    }
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
+
+def _blas_info() -> str:
+    from threadpoolctl import threadpool_info
+
+    info = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    return ", ".join(
+        f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')})"
+        for p in info
+    )
+
+
+def _find(rows: list[dict[str, Any]], impl: str, batch: int, threads: int):
+    for row in rows:
+        if (row["impl"], row["batch"], row["threads"]) == (impl, batch, threads):
+            return row
+    return None
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets, each a ratio of two rows measured in the same run."""
+    out = []
+    for t in sorted({r["threads"] for r in rows}):
+        ours_big = _find(rows, "mnist-serve core", 10_000, t)
+        ours_one = _find(rows, "mnist-serve core", 1, t)
+        book_100 = _find(rows, "book loop (ch03)", 100, t)
+        ort_big = _find(rows, "onnxruntime", 10_000, t)
+        ort_one = _find(rows, "onnxruntime", 1, t)
+        if ours_big and ort_big:
+            out.append(
+                _ratio(
+                    f"batch 10,000 vs onnxruntime ({t} thr)",
+                    ours_big["images_per_s"] / ort_big["images_per_s"],
+                    ">=",
+                    1.0,
+                )
+            )
+        if ours_big and book_100:
+            out.append(
+                _ratio(
+                    f"batch 10,000 vs book batch-100 loop ({t} thr)",
+                    ours_big["images_per_s"] / book_100["images_per_s"],
+                    ">=",
+                    1.5,
+                )
+            )
+        if ours_one and ort_one:
+            out.append(
+                _ratio(
+                    f"single-image latency / onnxruntime's ({t} thr)",
+                    ours_one["call_us"] / ort_one["call_us"],
+                    "<=",
+                    1.2,
+                )
+            )
+    return out
+
+
+def _ratio(name: str, value: float, op: str, target: float) -> dict[str, Any]:
+    met = value >= target if op == ">=" else value <= target
+    return {"target": name, "ratio": value, "goal": f"{op} {target:g}", "met": met}
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = table(
+        result["rows"],
+        [
+            ("impl", "implementation"),
+            ("batch", "batch"),
+            ("threads", "threads"),
+            ("images_per_s", "images/s"),
+            ("call_us", "µs/call"),
+        ],
+    )
+    goals = table(
+        result["ratios"],
+        [
+            ("target", "core target"),
+            ("ratio", "ratio"),
+            ("goal", "goal"),
+            ("met", "met"),
+        ],
+    )
+    return f"{rows}\n\n{goals}"

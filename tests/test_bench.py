@@ -1,0 +1,245 @@
+"""Smoke tests of the benchmark suite on tiny settings.
+
+They check that every benchmark runs and reports what it claims (rows, ratios,
+peers computing the same function, servers answering 200 under load), never
+how fast anything is: speed is judged by ``python -m bench``, side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from bench import core, floor_app, http, onnx_model
+from bench.__main__ import main
+from bench.common import table
+from core.network import Network
+
+
+def test_core_run_compares_every_implementation(weights_file: Path) -> None:
+    result = core.run(
+        weights=weights_file,
+        threads=(1,),
+        images=300,
+        rounds=1,
+        target=0.001,
+        batches=(1, 100, 300),
+    )
+    impls = {"mnist-serve core", "book loop (ch03)"}
+    if onnx_model.available():
+        impls.add("onnxruntime")
+    assert {r["impl"] for r in result["rows"]} == impls
+    assert {r["batch"] for r in result["rows"]} == {1, 100, 300}
+    assert all(r["images_per_s"] > 0 and r["call_us"] > 0 for r in result["rows"])
+    # Batch 100 over 300 images is three calls: per-call time is a third.
+    row = next(r for r in result["rows"] if r["batch"] == 100)
+    assert row["call_us"] == pytest.approx(300 / row["images_per_s"] / 3 * 1e6)
+    assert "single-image" in core.render(result)
+
+
+def test_core_ratios_follow_the_issue_targets() -> None:
+    rows = [
+        {"impl": "mnist-serve core", "batch": 10_000, "threads": 1,
+         "images_per_s": 1.5e6, "call_us": 1.0},
+        {"impl": "mnist-serve core", "batch": 1, "threads": 1,
+         "images_per_s": 1.0, "call_us": 13.0},
+        {"impl": "book loop (ch03)", "batch": 100, "threads": 1,
+         "images_per_s": 1.0e6, "call_us": 1.0},
+        {"impl": "onnxruntime", "batch": 10_000, "threads": 1,
+         "images_per_s": 1.2e6, "call_us": 1.0},
+        {"impl": "onnxruntime", "batch": 1, "threads": 1,
+         "images_per_s": 1.0, "call_us": 10.0},
+    ]  # fmt: skip
+    got = {r["target"]: (round(r["ratio"], 3), r["met"]) for r in core.ratios(rows)}
+    assert got == {
+        "batch 10,000 vs onnxruntime (1 thr)": (1.25, True),
+        "batch 10,000 vs book batch-100 loop (1 thr)": (1.5, True),
+        "single-image latency / onnxruntime's (1 thr)": (1.3, False),
+    }
+
+
+def test_book_reference_matches_the_network(tiny_network: Network) -> None:
+    x = np.random.default_rng(1).random((7, 784), dtype=np.float32)
+    params = {k: np.array(v) for k, v in tiny_network.params().items()}
+    np.testing.assert_allclose(
+        core.book_predict(params, x), tiny_network.forward(x), atol=1e-6
+    )
+
+
+def test_onnx_peer_computes_the_same_function(tiny_network: Network) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    peer = onnx_model.OnnxPeer(tiny_network, threads=1)
+    x = np.random.default_rng(2).random((5, 784), dtype=np.float32)
+    np.testing.assert_allclose(peer.forward(x), tiny_network.forward(x), atol=1e-6)
+    np.testing.assert_allclose(
+        peer.forward(x[0]), tiny_network.forward(x[0]), atol=1e-6
+    )
+
+
+def test_onnx_peer_refuses_what_it_does_not_mirror(tiny_network: Network) -> None:
+    pytest.importorskip("onnx")
+    relu = Network(
+        weights=tiny_network.weights,
+        biases=tiny_network.biases,
+        hidden_activation="relu",
+    )
+    with pytest.raises(ValueError, match="sigmoid"):
+        onnx_model.build_model(relu)
+
+
+def test_floor_app_parses_each_body_and_answers_a_constant() -> None:
+    by_name = {c.name: c for c in http.cases(batch=3, parts=2)}
+    with TestClient(floor_app.create_app()) as client:
+        for case in by_name.values():
+            r = client.post(
+                case.floor_path,
+                content=case.body,
+                headers={"Content-Type": case.content_type},
+            )
+            assert r.status_code == 200, (case.name, r.text)
+            body = r.json()
+            answers = len(body["labels"]) if "labels" in body else 1
+            assert answers == case.images
+        # It really validates: a wrong body is Pydantic's 422, not a constant.
+        bad = client.post("/json", json={"x": "seven"})
+        assert bad.status_code == 422
+
+
+def test_cases_hold_what_they_say() -> None:
+    by_name = {c.name: c for c in http.cases(batch=4, parts=3)}
+    assert json.loads(by_name["JSON single"].body)["x"].__len__() == 784
+    assert np.array(json.loads(by_name["JSON batch 4"].body)["x"]).shape == (4, 784)
+    assert len(by_name["octet-stream batch 4"].body) == 4 * 784
+    assert by_name["PNG single"].body.startswith(b"\x89PNG")
+    assert by_name["multipart 3 PNG"].body.count(b'name="file"') == 3
+
+
+def test_table_renders_rows_and_missing_cells() -> None:
+    text = table([{"a": 1234, "b": 0.5}, {"a": 2}], [("a", "A"), ("b", "B")])
+    assert text.splitlines() == [
+        "| A     | B    |",
+        "| ----- | ---- |",
+        "| 1,234 | 0.50 |",
+        "|     2 |    - |",
+    ]
+
+
+@pytest.mark.e2e
+def test_http_measure_against_a_real_server(weights_file: Path) -> None:
+    case = http.octet_case(8)
+    with http.running("ours", weights=weights_file) as server:
+        row = http.measure(server, case, "/predict", seconds=1, warmup=0)
+        # The stand-in client too, so it works where wrk is not installed.
+        fallback = http._asyncio_load(server.url + "/predict", case, 0.5, 2)
+        rss = http.rss_mib(server.process.pid)
+    assert row["requests"] > 0
+    assert row["images_per_s"] == pytest.approx(row["req_per_s"] * 8)
+    assert row["p99_ms"] >= row["p50_ms"] > 0
+    assert fallback["requests"] > 0
+    assert fallback["non_2xx"] == 0
+    assert rss is not None
+    assert rss > 10
+    assert server.startup_s > 0
+
+
+@pytest.mark.e2e
+def test_http_measure_refuses_a_server_that_answers_errors(weights_file: Path) -> None:
+    # A 415 is not a result to time: the check before the load says so.
+    case = http.Case("bad", "text/plain", b"7", 1, "/predict", "/json")
+    with (
+        http.running("ours", weights=weights_file) as server,
+        pytest.raises(urllib.error.HTTPError, match="415"),
+    ):
+        http.measure(server, case, "/predict", seconds=1, warmup=0)
+
+
+def test_main_writes_json_and_prints_tables(
+    weights_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "result.json"
+    assert (
+        main(["core", "--quick", "--weights", str(weights_file), "--out", str(out)])
+        == 0
+    )
+    result = json.loads(out.read_text())
+    assert result["core"]["rows"]
+    assert "loadavg_1m" in result["machine"]
+    printed = capsys.readouterr().out
+    assert "## Core forward pass" in printed
+    assert str(out) in printed
+    assert main(["nonsense", "--out", str(out)]) == 2
+
+
+# The fast paths added for the benchmark targets must not change behaviour.
+_IMG = [0.5] * 784
+FAST_PATH_CASES = [
+    _IMG,
+    [_IMG, _IMG],
+    [[0.5] * 28] * 28,
+    [[[0.5] * 28] * 28] * 2,
+    [255] * 784,
+    [None, *_IMG[1:]],
+    [_IMG, [None] * 784],
+    [0.5, [0.5], *_IMG[2:]],
+    [_IMG, [0.5] * 783],
+    [_IMG[:392] * 2, _IMG],
+    [2.0, *_IMG[1:]],
+    [-1e-3, *_IMG[1:]],
+    [1e39, *_IMG[1:]],
+    [_IMG, [{}, *_IMG[1:]]],
+    [[_IMG]],
+    [],
+    [[]],
+    [_IMG] * 5,
+]
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("x", FAST_PATH_CASES)
+def test_numbers_only_path_matches_the_general_path(x: list, normalize: bool) -> None:
+    from core.errors import CoreError
+    from core.preprocessing import to_batch
+
+    def outcome(numbers_only: bool) -> object:
+        try:
+            with np.errstate(over="ignore"):
+                batch = to_batch(
+                    x, normalize=normalize, max_rows=4, numbers_only=numbers_only
+                )
+        except CoreError as exc:
+            return (type(exc).__name__, exc.message)
+        assert batch.x.dtype == np.float32
+        return (batch.single, batch.x.shape, batch.x.tobytes())
+
+    assert outcome(True) == outcome(False)
+
+
+def test_network_paths_agree_with_each_other_and_the_book(
+    tiny_network: Network,
+) -> None:
+    # Small batches (tanh form) and large ones (negated-exp form), chunked or not.
+    from core import network as net_module
+
+    x = np.random.default_rng(3).random(
+        (net_module.CHUNK_ROWS + 40, 784), dtype=np.float32
+    )
+    params = {
+        k: np.array(v, dtype=np.float64) for k, v in tiny_network.params().items()
+    }
+    reference = core.book_predict(params, x.astype(np.float64))
+    whole = tiny_network.forward(x)
+    small = np.concatenate(
+        [tiny_network.forward(x[i : i + 8]) for i in range(0, 64, 8)]
+    )
+    np.testing.assert_allclose(whole, reference, atol=2e-6)
+    np.testing.assert_allclose(small, reference[:64], atol=2e-6)
+    # Extreme inputs: the sigmoid's exp overflows to inf, silently, giving 0.
+    huge = tiny_network.forward(np.full((32, 784), -1e4, dtype=np.float32))
+    assert np.isfinite(huge).all()
+    np.testing.assert_allclose(huge.sum(axis=1), 1.0, rtol=1e-5)
