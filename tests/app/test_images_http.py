@@ -25,7 +25,9 @@ def labels_of(response) -> list[int]:
     return body["labels"] if "labels" in body else [body["label"]]
 
 
-def test_png_uploads_agree_with_json_exactly(book_client: TestClient, mnist_test) -> None:
+def test_png_uploads_agree_with_json_exactly(
+    book_client: TestClient, mnist_test
+) -> None:
     images, _ = mnist_test
     first = images[:1000]
     json_labels: list[int] = []
@@ -34,12 +36,19 @@ def test_png_uploads_agree_with_json_exactly(book_client: TestClient, mnist_test
         json_labels += labels_of(book_client.post("/predict", json={"x": x.tolist()}))
     png_labels: list[int] = []
     for start in range(0, 1000, 50):  # multipart batches of 50, in upload order
-        files = [("file", (f"{i}.png", png(first[i]), "image/png")) for i in range(start, start + 50)]
+        files = [
+            ("file", (f"{i}.png", png(first[i]), "image/png"))
+            for i in range(start, start + 50)
+        ]
         png_labels += labels_of(book_client.post("/predict", files=files))
     assert png_labels == json_labels
     # A raw image/png body gives the same answer and the same probabilities.
-    single = book_client.post("/predict", content=png(first[0]), headers={"content-type": "image/png"})
-    as_json = book_client.post("/predict", json={"x": (first[0] / 255).astype(np.float32).ravel().tolist()})
+    single = book_client.post(
+        "/predict", content=png(first[0]), headers={"content-type": "image/png"}
+    )
+    as_json = book_client.post(
+        "/predict", json={"x": (first[0] / 255).astype(np.float32).ravel().tolist()}
+    )
     assert single.json() == as_json.json()
 
 
@@ -59,13 +68,20 @@ def test_user_style_images_stay_within_3_points_of_raw(
 ) -> None:
     images, labels = mnist_test
     n = 200
-    raw = book_client.post("/predict", content=images[:n].tobytes(), headers={"content-type": "application/octet-stream"})
+    raw = book_client.post(
+        "/predict",
+        content=images[:n].tobytes(),
+        headers={"content-type": "application/octet-stream"},
+    )
     raw_accuracy = float(np.mean(np.array(labels_of(raw)) == labels[:n]))
     for name in variants:
         bodies = render(name, images[:n], seed=0)
         got: list[int] = []
         for start in range(0, n, 50):
-            files = [("file", (f"{i}", body, "application/octet-stream")) for i, body in enumerate(bodies[start : start + 50])]
+            files = [
+                ("file", (f"{i}", body, "application/octet-stream"))
+                for i, body in enumerate(bodies[start : start + 50])
+            ]
             got += labels_of(book_client.post("/predict?preprocess=auto", files=files))
         accuracy = float(np.mean(np.array(got) == labels[:n]))
         assert accuracy >= raw_accuracy - 0.03, (name, accuracy, raw_accuracy)
@@ -74,7 +90,11 @@ def test_user_style_images_stay_within_3_points_of_raw(
 def test_return_input_shows_what_the_network_saw(client: TestClient) -> None:
     canvas = np.full((280, 200), 255, np.uint8)
     canvas[40:240, 90:110] = 0  # a dark vertical bar on white paper
-    r = client.post("/predict?return_input=true", content=png(canvas), headers={"content-type": "image/png"})
+    r = client.post(
+        "/predict?return_input=true",
+        content=png(canvas),
+        headers={"content-type": "image/png"},
+    )
     assert r.status_code == 200
     seen = np.array(r.json()["input"])
     assert seen.shape == (28, 28)
@@ -88,12 +108,38 @@ def test_return_input_shows_what_the_network_saw(client: TestClient) -> None:
 def test_preprocess_modes(client: TestClient) -> None:
     big = np.zeros((100, 100), np.uint8)
     big[20:80, 45:55] = 255
-    assert_problem(client.post("/predict?preprocess=raw", content=png(big), headers={"content-type": "image/png"}), 422, "28x28")
-    assert client.post("/predict?preprocess=mnist", content=png(big), headers={"content-type": "image/png"}).status_code == 200
-    assert_problem(client.post("/predict?preprocess=fancy", content=png(big), headers={"content-type": "image/png"}), 422)
+    assert_problem(
+        client.post(
+            "/predict?preprocess=raw",
+            content=png(big),
+            headers={"content-type": "image/png"},
+        ),
+        422,
+        "28x28",
+    )
+    assert (
+        client.post(
+            "/predict?preprocess=mnist",
+            content=png(big),
+            headers={"content-type": "image/png"},
+        ).status_code
+        == 200
+    )
+    assert_problem(
+        client.post(
+            "/predict?preprocess=fancy",
+            content=png(big),
+            headers={"content-type": "image/png"},
+        ),
+        422,
+    )
     small = np.zeros((28, 28), np.uint8)
     small[4:24, 13:15] = 255
-    raw = client.post("/predict?preprocess=raw&return_input=true", content=png(small), headers={"content-type": "image/png"})
+    raw = client.post(
+        "/predict?preprocess=raw&return_input=true",
+        content=png(small),
+        headers={"content-type": "image/png"},
+    )
     np.testing.assert_allclose(np.array(raw.json()["input"]), small / 255, atol=1e-6)
 
 
@@ -106,24 +152,65 @@ def test_preprocess_modes(client: TestClient) -> None:
         (b"not an image at all", "image/jpeg", 400),
     ],
 )
-def test_bad_image_bodies(client: TestClient, body: bytes, content_type: str, status: int) -> None:
-    assert_problem(client.post("/predict", content=body, headers={"content-type": content_type}), status)
+def test_bad_image_bodies(
+    client: TestClient, body: bytes, content_type: str, status: int
+) -> None:
+    assert_problem(
+        client.post("/predict", content=body, headers={"content-type": content_type}),
+        status,
+    )
     assert client.get("/health/ready").status_code == 200
 
 
 def test_uniform_image_has_no_ink(client: TestClient) -> None:
     blank = np.full((50, 50), 200, np.uint8)
-    assert_problem(client.post("/predict", content=png(blank), headers={"content-type": "image/png"}), 422, "no digit")
+    assert_problem(
+        client.post(
+            "/predict", content=png(blank), headers={"content-type": "image/png"}
+        ),
+        422,
+        "no digit",
+    )
 
 
 def test_multipart_errors(client: TestClient, settings) -> None:
     ok = png(np.eye(28, dtype=np.uint8) * 255)
-    assert_problem(client.post("/predict", files=[("image", ("a.png", ok, "image/png"))]), 422, "named file")
-    too_many = [("file", (f"{i}.png", ok, "image/png")) for i in range(settings.max_upload_parts + 1)]
+    assert_problem(
+        client.post("/predict", files=[("image", ("a.png", ok, "image/png"))]),
+        422,
+        "named file",
+    )
+    too_many = [
+        ("file", (f"{i}.png", ok, "image/png"))
+        for i in range(settings.max_upload_parts + 1)
+    ]
     assert_problem(client.post("/predict", files=too_many), 413)
-    assert_problem(client.post("/predict", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data"}), 400, "boundary")
-    assert_problem(client.post("/predict", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"}), 400, "multipart")
-    assert_problem(client.post("/predict", data={"file": "text, not a file"}, files=[("other", ("a", b"", "text/plain"))]), 422)
+    assert_problem(
+        client.post(
+            "/predict",
+            content=b"--x\r\nbroken",
+            headers={"content-type": "multipart/form-data"},
+        ),
+        400,
+        "boundary",
+    )
+    assert_problem(
+        client.post(
+            "/predict",
+            content=b"garbage",
+            headers={"content-type": "multipart/form-data; boundary=x"},
+        ),
+        400,
+        "multipart",
+    )
+    assert_problem(
+        client.post(
+            "/predict",
+            data={"file": "text, not a file"},
+            files=[("other", ("a", b"", "text/plain"))],
+        ),
+        422,
+    )
 
 
 def test_pixel_bomb_is_refused_fast(client: TestClient) -> None:
@@ -132,8 +219,19 @@ def test_pixel_bomb_is_refused_fast(client: TestClient) -> None:
 
     # A valid PNG header claiming 100,000 x 100,000 pixels, with a tiny body.
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
-    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0))
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(
+        b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    )
     bomb += chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
-    assert_problem(client.post("/predict", content=bomb, headers={"content-type": "image/png"}), 413, "pixels")
+    assert_problem(
+        client.post("/predict", content=bomb, headers={"content-type": "image/png"}),
+        413,
+        "pixels",
+    )

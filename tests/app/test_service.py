@@ -231,3 +231,26 @@ def test_openapi_documents_every_form(client: TestClient) -> None:
     assert "/activations/{name}" in spec["paths"]
     assert "/model" in spec["paths"]
     assert "/health/ready" in spec["paths"]
+
+
+def test_model_reports_the_shipped_weights_provenance() -> None:
+    from app.settings import PROJECT_ROOT
+
+    shipped = PROJECT_ROOT / "weights" / "sample_weight.pkl"
+    with TestClient(create_app(Settings(weights=shipped))) as c:
+        info = ModelInfo.model_validate(c.get("/model").json())
+    meta = json.loads(shipped.with_suffix(".json").read_text())
+    assert info.weights.source == "project"
+    assert info.weights.sha256 == sha256_file(shipped) == meta["sha256"]
+    assert info.provenance is not None
+    assert info.provenance["seed"] == meta["seed"]
+    assert info.test_accuracy == meta["test_accuracy"] >= 0.975
+
+
+def test_default_settings_serve_the_shipped_weights(
+    monkeypatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # found through the project, not the working directory
+    monkeypatch.delenv("MNIST_SERVE_WEIGHTS", raising=False)
+    assert Settings().resolved_weights().name == "sample_weight.pkl"
+    assert Settings().resolved_weights().is_file()
