@@ -6,7 +6,7 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -33,7 +33,7 @@ def readme_curl_commands() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Server:
+def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     server = start_server(
