@@ -92,9 +92,11 @@ def to_batch(
         # objects ('O') instead of silently converting "1" to 1.0.
         array = np.asarray(x)
     except (ValueError, TypeError) as exc:
+        # NumPy refuses rows of different lengths and more than 64 dimensions.
+        deep = "maximum number of dimension" in str(exc)
+        why = "nesting deeper than 64 levels" if deep else "ragged nesting"
         raise InputError(
-            "x must be 784 numbers, a 28x28 nested list, or a list of those; "
-            "got ragged nesting (rows of different lengths)"
+            f"x must be 784 numbers, a 28x28 nested list, or a list of those; got {why}"
         ) from exc
     if array.size == 0 and array.ndim <= 1:
         raise InputError("x is empty: send 784 numbers or a 28x28 nested list")

@@ -108,6 +108,7 @@ def test_return_input(client: TestClient, rng: np.random.Generator) -> None:
             "normalize must be",
         ),
         (b"[" * 5000 + b"]" * 5000, 400, "not valid JSON"),
+        (b'{"x": ' + b"[" * 100 + b"0" + b"]" * 100 + b"}", 422, "deeper than 64"),
     ],
 )
 def test_bad_json_is_a_problem(
