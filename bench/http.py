@@ -18,24 +18,30 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import PROJECT_ROOT, default_weights, sample_pixels, table
+from bench.common import default_weights, sample_pixels, table
+from bench.procs import (
+    RssSampler,
+    free_port,
+    launch,
+    mnist_serve_command,
+    rss_mib,
+    wait_ready,
+)
 
 CONNECTIONS = 4
 
@@ -141,39 +147,6 @@ def octet_case(batch: int) -> Case:
 # --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tree(pid: int) -> list[int]:
-    pids = [pid]
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            children = (task / "children").read_text().split()
-            for child in children:
-                pids += _tree(int(child))
-    except OSError:
-        pass
-    return pids
-
-
-def rss_mib(pid: int) -> float | None:
-    """Resident memory of a process and all its children, in MiB (Linux)."""
-    total = 0
-    found = False
-    for p in _tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    found = True
-        except OSError:
-            continue
-    return total / 1024 if found else None
-
-
 @dataclass
 class Server:
     name: str
@@ -194,21 +167,9 @@ class Server:
 
 def _command(kind: str, port: int, workers: int, weights: Path) -> list[str]:
     if kind == "ours":
-        return [
-            sys.executable,
-            "-m",
-            "app.cli",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--weights",
-            str(weights),
-            "--log-level",
-            "warning",
-        ]
+        return mnist_serve_command(
+            port, weights, "--workers", str(workers), "--log-level", "warning"
+        )
     if kind == "floor":
         return [
             sys.executable,
@@ -242,34 +203,14 @@ def start(
     port = free_port()
     logdir = logdir or Path(tempfile.gettempdir())
     log = logdir / f"bench-{kind}-{port}.log"
-    command = _command(kind, port, workers, weights or default_weights())
     url = f"http://127.0.0.1:{port}"
-    started = time.perf_counter()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
-    deadline = started + timeout
-    while time.perf_counter() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{kind} exited {process.returncode}: {log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/health/ready", timeout=1) as r:
-                if r.status == 200:
-                    ready = time.perf_counter() - started
-                    if workers > 1:
-                        _wait_workers(url)
-                    return Server(kind, process, url, ready, log)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.01)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"{kind} not ready within {timeout} s: {log.read_text()}")
+    process = launch(
+        _command(kind, port, workers, weights or default_weights()), log, env
+    )
+    ready = wait_ready(process, url, log, timeout=timeout)
+    if workers > 1:
+        _wait_workers(url)
+    return Server(kind, process, url, ready, log)
 
 
 def _wait_workers(url: str) -> None:
@@ -447,30 +388,6 @@ def load(url: str, case: Case, seconds: float, connections: int) -> dict[str, An
     if shutil.which("wrk"):
         return _wrk(url, case, seconds, connections)
     return _asyncio_load(url, case, seconds, connections)
-
-
-@dataclass
-class RssSampler:
-    """Peak resident memory of a server's process tree while it is under load."""
-
-    pid: int
-    peak: float = 0.0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> RssSampler:
-        def sample() -> None:
-            while not self._stop.wait(0.1):
-                self.peak = max(self.peak, rss_mib(self.pid) or 0.0)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
 
 
 def measure(

@@ -24,19 +24,25 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from bench.procs import (
+    RssSampler,
+    free_port,
+    launch,
+    mnist_serve_command,
+    rss_mib,
+    wait_ready,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BOOK_WEIGHTS = (
@@ -155,111 +161,16 @@ def request_mix() -> list[Request]:
 # --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def process_tree(pid: int) -> list[int]:
-    pids = [pid]
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                pids += process_tree(int(child))
-    except OSError:
-        pass
-    return pids
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants, MiB (Linux /proc)."""
-    total_kib = 0
-    for p in process_tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kib += int(line.split()[1])
-        except OSError:
-            continue
-    return total_kib / 1024
-
-
-@dataclass
-class RssSampler:
-    pid: int
-    interval: float = 0.25
-    samples: list[tuple[float, float]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> RssSampler:
-        start = time.monotonic()
-
-        def sample() -> None:
-            while not self._stop.wait(self.interval):
-                self.samples.append((time.monotonic() - start, rss_mib(self.pid)))
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-
 def start_server(
     weights: Path, workers: int, log: Path, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """mnist-serve on a free port; returns the process and its ``host:port``."""
     port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.cli",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--weights",
-                str(weights),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **(env or {})},
-        )
-    url = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    ready = 0
-    while time.monotonic() < deadline and ready < 2 * workers:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {process.returncode}: {log.read_text()}"
-            )
-        ready = ready + 1 if _get_status(url, "/health/ready") == 200 else 0
-        time.sleep(0.1)
-    if ready < 2 * workers:
-        process.kill()
-        raise RuntimeError(f"server not ready: {log.read_text()}")
-    return process, url
-
-
-def _get_status(hostport: str, path: str) -> int | None:
-    host, port = hostport.split(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=2) as s:
-            s.sendall(
-                f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-            )
-            return int(s.recv(64).split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+    command = mnist_serve_command(port, weights, "--workers", str(workers))
+    process = launch(command, log, env)
+    # Two 200s a worker in a row: the other workers may still be loading.
+    wait_ready(process, f"http://127.0.0.1:{port}", log, in_a_row=2 * workers)
+    return process, f"127.0.0.1:{port}"
 
 
 # --------------------------------------------------------------------------
@@ -493,7 +404,7 @@ def soak(
         else:
             outcomes, _ = asyncio_load(hostport, requests, seconds, connections)
             result = _summary(outcomes, seconds)
-    rss = [mib for _, mib in sampler.samples] or [rss_mib(pid)]
+    rss = [mib for _, mib in sampler.samples] or [rss_mib(pid) or 0.0]
     # Growth: the last quarter of the run against the first quarter after warm-up.
     quarter = max(1, len(rss) // 4)
     early, late = max(rss[:quarter]), max(rss[-quarter:])

@@ -1,29 +1,24 @@
-"""A real `mnist-serve` process on 127.0.0.1, for end-to-end tests."""
+"""Real server processes on 127.0.0.1, for end-to-end tests."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from bench.procs import free_port, launch, wait_ready
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["Server", "free_port", "mnist_serve_command", "start_app", "start_server"]
 
 
 def mnist_serve_command() -> list[str]:
+    """The installed console script, as a user runs it."""
     exe = shutil.which("mnist-serve", path=str(Path(sys.executable).parent))
     return [exe] if exe else [sys.executable, "-m", "app.cli"]
 
@@ -35,6 +30,7 @@ class Server:
     log: Path
 
     def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, wait (kill after ``timeout``), and return the exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -45,6 +41,15 @@ class Server:
         return int(self.process.returncode)
 
 
+def _start(command: list[str], port: int, tmp_path: Path, env: dict[str, str] | None,
+           ready_timeout: float) -> Server:  # fmt: skip
+    log = tmp_path / f"server-{port}.log"
+    process = launch(command, log, env)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(process, url, log, timeout=ready_timeout)
+    return Server(process, url, log)
+
+
 def start_server(
     weights: Path,
     tmp_path: Path,
@@ -52,39 +57,24 @@ def start_server(
     env: dict[str, str] | None = None,
     ready_timeout: float = 30,
 ) -> Server:
+    """``mnist-serve`` on a free port, ready (``/health/ready`` is 200)."""
     port = free_port()
-    log = tmp_path / f"server-{port}.log"
-    with log.open("wb") as out:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            [
-                *mnist_serve_command(),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--weights",
-                str(weights),
-                *args,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {process.returncode}: {log.read_text()}"
-            )
-        try:
-            if httpx.get(f"{server.url}/health/ready", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server not ready within {ready_timeout} s: {log.read_text()}")
+    command = [*mnist_serve_command(), "--host", "127.0.0.1", "--port", str(port),
+               "--weights", str(weights), *args]  # fmt: skip
+    return _start(command, port, tmp_path, env, ready_timeout)
+
+
+def start_app(
+    factory: str,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 60,
+) -> Server:
+    """``uvicorn --factory module:function`` on a free port, ready."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", factory, "--factory",
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    return _start(command, port, tmp_path, env, ready_timeout)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -31,7 +30,13 @@ from PIL import Image
 
 from core.weights import save_network
 from tests.conftest import random_network
-from tests.e2e.conftest import Server, free_port, mnist_serve_command, start_server
+from tests.e2e.conftest import (
+    Server,
+    free_port,
+    mnist_serve_command,
+    start_app,
+    start_server,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -898,38 +903,13 @@ def boom_app() -> Any:
 def test_unexpected_exception_is_a_500_problem_with_request_id(
     weights: Path, tmp_path: Path
 ) -> None:
-    port = free_port()
-    log = tmp_path / "boom.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "tests.e2e.test_hostile:boom_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env={**os.environ, "MNIST_SERVE_WEIGHTS": str(weights)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    s = start_app(
+        "tests.e2e.test_hostile:boom_app",
+        tmp_path,
+        {"MNIST_SERVE_WEIGHTS": str(weights)},
+    )
+    url, process, log = s.url, s.process, s.log
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"the server did not start: {log.read_text()}")
         r = httpx.get(f"{url}/boom", headers={"x-request-id": "trace-42"}, timeout=10)
         assert r.status_code == 500
         assert r.headers["content-type"] == "application/problem+json"

@@ -23,7 +23,7 @@ import pytest
 
 from core.weights import save_network
 from tests.conftest import random_network
-from tests.e2e.conftest import Server, free_port, start_server
+from tests.e2e.conftest import Server, start_app, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -146,32 +146,13 @@ def test_harness_fails_on_a_server_error(tmp_path: Path) -> None:
     # The same run against a service with one failing route must fail.
     weights = tmp_path / "weights.pkl"
     save_network(random_network(np.random.default_rng(0)), weights)
-    port = free_port()
-    with (tmp_path / "boom.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "tests.e2e.test_hostile:boom_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env={**os.environ, "MNIST_SERVE_WEIGHTS": str(weights)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    boom = start_app(
+        "tests.e2e.test_hostile:boom_app",
+        tmp_path,
+        {"MNIST_SERVE_WEIGHTS": str(weights)},
+    )
+    url, process = boom.url, boom.process
     try:
-        for _ in range(300):
-            try:
-                httpx.get(f"{url}/health/live", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         code, output, _ = schemathesis(
             url,
             tmp_path,

@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
+from bench.procs import free_port, launch, wait_ready
 from core.weights import load_network
 from tests.e2e.conftest import Server, mnist_serve_command, start_server
 
@@ -112,38 +113,15 @@ def test_refuses_to_start_without_weights(tmp_path: Path) -> None:
 
 
 def test_uvicorn_import_string_works(weights_file: Path, tmp_path: Path) -> None:
-    from tests.e2e.conftest import free_port
-
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env={**__import__("os").environ, "MNIST_SERVE_WEIGHTS": str(weights_file)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "uvicorn.log"
+    command = [sys.executable, "-m", "uvicorn", "app.main:app",
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    process = launch(command, log, {"MNIST_SERVE_WEIGHTS": str(weights_file)})
     try:
-        for _ in range(100):
-            try:
-                if (
-                    httpx.get(
-                        f"http://127.0.0.1:{port}/health/ready", timeout=1
-                    ).status_code
-                    == 200
-                ):
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("uvicorn app.main:app did not become ready")
+        wait_ready(process, f"http://127.0.0.1:{port}", log, timeout=30)
+        r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"x": [0.0] * 784})
+        assert r.status_code == 200
     finally:
         process.terminate()
         # Plain uvicorn re-raises SIGTERM after its graceful shutdown.
