@@ -23,69 +23,16 @@ image costs about 45,000 multiply-adds either way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from core import activations
 from core.errors import InputError
 from core.network import Network
 
 F64 = NDArray[np.float64]
-
-
-def _sigmoid(a: F64) -> F64:
-    # The tanh form never overflows, unlike 1 / (1 + exp(-a)) for a << 0.
-    out: F64 = 0.5 * np.tanh(0.5 * a) + 0.5
-    return out
-
-
-def _sigmoid_grad(a: F64, h: F64) -> F64:
-    return h * (1.0 - h)
-
-
-def _tanh(a: F64) -> F64:
-    return np.tanh(a)
-
-
-def _tanh_grad(a: F64, h: F64) -> F64:
-    return 1.0 - h * h
-
-
-def _relu(a: F64) -> F64:
-    return np.maximum(a, 0.0)
-
-
-def _relu_grad(a: F64, h: F64) -> F64:
-    return (a >= 0).astype(np.float64)
-
-
-def _identity(a: F64) -> F64:
-    return a
-
-
-def _identity_grad(a: F64, h: F64) -> F64:
-    return np.ones_like(a)
-
-
-def _step(a: F64) -> F64:
-    return (a > 0).astype(np.float64)
-
-
-def _step_grad(a: F64, h: F64) -> F64:
-    return np.zeros_like(a)
-
-
-# Hidden activation -> (f(a), f'(a) given a and f(a)); the names of
-# core.network.HIDDEN_ACTIVATIONS.
-_HIDDEN: Mapping[str, tuple[Callable[[F64], F64], Callable[[F64, F64], F64]]] = {
-    "sigmoid": (_sigmoid, _sigmoid_grad),
-    "tanh": (_tanh, _tanh_grad),
-    "relu": (_relu, _relu_grad),
-    "identity": (_identity, _identity_grad),
-    "step": (_step, _step_grad),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +62,6 @@ class Explanation:
     labels: NDArray[np.intp]
     targets: NDArray[np.intp]
     saliency: F64
-
-
-def _softmax(z: F64) -> F64:
-    # Subtracting the row max leaves softmax unchanged and keeps exp() finite.
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    out: F64 = e / e.sum(axis=1, keepdims=True)
-    return out
 
 
 def explain(
@@ -161,7 +101,9 @@ def explain(
         )
     if not np.isfinite(batch).all():
         raise InputError("x holds non-finite values (NaN or infinity)")
-    f, f_grad = _HIDDEN[network.hidden_activation]
+    # The same functions and derivatives /activations serves (right-hand
+    # derivative at a kink, stable for any |a|).
+    activation = activations.get(network.hidden_activation)
     weights = [w.astype(np.float64) for w in network.weights]
     biases = [b.astype(np.float64) for b in network.biases]
 
@@ -171,12 +113,16 @@ def explain(
     h = batch
     for w, b in zip(weights[:-1], biases[:-1], strict=True):
         a = h @ w + b
-        h = f(a)
+        h = np.asarray(activation.fn(a), dtype=np.float64)  # float64 in, out
         pre.append(a)
         hidden.append(h)
     logits: F64 = h @ weights[-1] + biases[-1]
     softmax = network.output == "softmax"
-    probabilities = _softmax(logits) if softmax else logits.copy()
+    probabilities = (
+        np.asarray(activations.softmax(logits), dtype=np.float64)
+        if softmax
+        else logits.copy()
+    )
     labels: NDArray[np.intp] = np.argmax(probabilities, axis=1)
 
     n, outputs = probabilities.shape
@@ -202,7 +148,7 @@ def explain(
         grad = onehot
     grad = grad @ weights[-1].T
     for i in range(len(hidden) - 1, -1, -1):
-        grad = grad * f_grad(pre[i], hidden[i])
+        grad = grad * np.asarray(activation.grad(pre[i]), dtype=np.float64)
         grad = grad @ weights[i].T
 
     return Explanation(
