@@ -87,7 +87,9 @@ def read_labels(path: str | Path) -> NDArray[np.uint8]:
     return labels
 
 
-def _find(directory: Path, stem: str) -> Path:
+def idx_path(directory: str | Path, stem: str) -> Path:
+    """``directory/stem.gz`` or ``directory/stem``, whichever exists (DataError if neither)."""
+    directory = Path(directory)
     for candidate in (directory / f"{stem}.gz", directory / stem):
         if candidate.is_file():
             return candidate
@@ -114,8 +116,8 @@ def load_mnist(
     if kind not in ("t10k", "train"):
         raise DataError(f"kind must be 't10k' or 'train', got {kind!r}")
     d = Path(directory)
-    images = read_images(_find(d, f"{kind}-images-idx3-ubyte"))
-    labels = read_labels(_find(d, f"{kind}-labels-idx1-ubyte"))
+    images = read_images(idx_path(d, f"{kind}-images-idx3-ubyte"))
+    labels = read_labels(idx_path(d, f"{kind}-labels-idx1-ubyte"))
     if images.shape[0] != labels.shape[0]:
         raise DataError(
             f"{images.shape[0]} images but {labels.shape[0]} labels in {str(d)!r}"

