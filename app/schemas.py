@@ -76,6 +76,15 @@ class Problem(BaseModel):
     )
 
 
+def problem_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for a problem+json answer."""
+    return {
+        "model": Problem,
+        "content": {"application/problem+json": {}},
+        "description": description,
+    }
+
+
 class ActivationInfo(BaseModel):
     name: str
     aliases: list[str]

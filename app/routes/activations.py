@@ -11,18 +11,17 @@ from fastapi import APIRouter, Path, Query, Request
 from app.deps import SettingsDep
 from app.errors import ProblemError
 from app.responses import ORJSONResponse
-from app.schemas import ActivationInfo, ActivationRequest, ActivationValues, Problem
+from app.schemas import ActivationInfo, ActivationRequest, ActivationValues, problem_doc
 from core import activations
 from core.errors import InputError, LimitExceededError
 
 router = APIRouter(prefix="/activations", tags=["activations"])
 
-_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {**_PROBLEM, "description": "A POST body that is not JSON."},
-    404: {**_PROBLEM, "description": "Unknown name; `valid` lists the names."},
-    413: {**_PROBLEM, "description": "More points than the limit."},
-    422: {**_PROBLEM, "description": "Non-finite x, bad parameters, or no points."},
+    400: problem_doc("A POST body that is not JSON."),
+    404: problem_doc("Unknown name; `valid` lists the names."),
+    413: problem_doc("More points than the limit."),
+    422: problem_doc("Non-finite x, bad parameters, or no points."),
 }
 _RESERVED = {"x", "start", "stop", "num"}
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from app.deps import StateDep
 from app.errors import ProblemError
-from app.schemas import Health, Problem
+from app.schemas import Health, problem_doc
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -20,7 +20,7 @@ async def live() -> Health:
 @router.get(
     "/ready",
     response_model=Health,
-    responses={503: {"model": Problem, "content": {"application/problem+json": {}}}},
+    responses={503: problem_doc("Not ready yet (Retry-After: 1).")},
 )
 async def ready(state: StateDep) -> Health:
     """200 once the weights are loaded and a self-test inference passed, else 503."""

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,7 +21,7 @@ from app import jsonbody
 from app.deps import NetworkDep, SettingsDep
 from app.errors import ProblemError
 from app.responses import ORJSONResponse
-from app.schemas import PredictAnswer, PredictRequest, Problem
+from app.schemas import PredictAnswer, PredictRequest, problem_doc
 from app.settings import Settings
 from core import images
 from core.errors import InputError, LimitExceededError
@@ -44,59 +45,47 @@ class Preprocess(StrEnum):
     raw = "raw"
 
 
-def _example_one() -> list[float]:
-    # A vertical stroke: the shipped weights read it as a 1.
+def example_stroke() -> list[list[float]]:
+    """A vertical stroke as 28x28 values in [0, 1]: every weights file here reads a 1."""
     image = np.zeros((28, 28), dtype=np.float32)
     image[4:24, 13:15] = 1.0
-    return [float(v) for v in image.ravel()]
+    return [[float(v) for v in row] for row in image]
 
 
-def _openapi_body() -> dict[str, Any]:
-    schema = PredictRequest.model_json_schema(
-        ref_template="#/components/schemas/{model}"
-    )
+def request_body_doc(
+    model: type[BaseModel], examples: dict[str, Any], *, many: bool
+) -> dict[str, Any]:
+    """The OpenAPI request body of the routes that read images like /predict.
+
+    JSON described by ``model``, multipart parts named ``file`` (several when
+    ``many``), raw image bodies and octet-stream pixels.
+    """
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schema.pop("$defs", None)
-    one = _example_one()
     binary = {"type": "string", "format": "binary"}
+    files = (
+        {"type": "array", "items": binary, "description": "one or more image files"}
+        if many
+        else {**binary, "description": "one image file"}
+    )
+    pixels = "n * 784" if many else "784"
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": schema,
-                    "examples": {
-                        "single": {
-                            "summary": "one image, 784 numbers in [0, 1]",
-                            "value": {"x": one},
-                        },
-                        "batch": {
-                            "summary": "a batch of two",
-                            "value": {"x": [one, one]},
-                        },
-                        "pixels": {
-                            "summary": "raw 0-255 pixels with normalize",
-                            "value": {"x": [v * 255 for v in one], "normalize": True},
-                        },
-                    },
-                },
+                "application/json": {"schema": schema, "examples": examples},
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
                         "required": ["file"],
-                        "properties": {
-                            "file": {
-                                "type": "array",
-                                "items": binary,
-                                "description": "one or more image files",
-                            }
-                        },
+                        "properties": {"file": files},
                     }
                 },
                 **{t: {"schema": binary} for t in IMAGE_TYPES},
                 "application/octet-stream": {
                     "schema": {
                         **binary,
-                        "description": "n * 784 uint8 pixels, row-major",
+                        "description": f"{pixels} uint8 pixels, row-major",
                     }
                 },
             },
@@ -104,7 +93,16 @@ def _openapi_body() -> dict[str, Any]:
     }
 
 
-_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+def _predict_examples() -> dict[str, Any]:
+    one = [v for row in example_stroke() for v in row]
+    return {
+        "single": {"summary": "one image, 784 numbers in [0, 1]", "value": {"x": one}},
+        "batch": {"summary": "a batch of two", "value": {"x": [one, one]}},
+        "pixels": {
+            "summary": "raw 0-255 pixels with normalize",
+            "value": {"x": [v * 255 for v in one], "normalize": True},
+        },
+    }
 
 
 def _media_type(request: Request) -> str:
@@ -304,21 +302,14 @@ async def read_batch(
     "/predict",
     response_model=PredictAnswer,
     response_class=ORJSONResponse,
-    openapi_extra=_openapi_body(),
+    openapi_extra=request_body_doc(PredictRequest, _predict_examples(), many=True),
     responses={
-        400: {
-            **_PROBLEM,
-            "description": "Malformed body: not JSON, broken multipart, undecodable image.",
-        },
-        413: {
-            **_PROBLEM,
-            "description": "Body, batch, parts or image pixels over a limit.",
-        },
-        415: {**_PROBLEM, "description": "Unsupported Content-Type or image format."},
-        422: {
-            **_PROBLEM,
-            "description": "Wrong shape, out of range, non-finite, no ink.",
-        },
+        400: problem_doc(
+            "Malformed body: not JSON, broken multipart, undecodable image."
+        ),
+        413: problem_doc("Body, batch, parts or image pixels over a limit."),
+        415: problem_doc("Unsupported Content-Type or image format."),
+        422: problem_doc("Wrong shape, out of range, non-finite, no ink."),
     },
 )
 async def predict(

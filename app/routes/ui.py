@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -18,8 +18,13 @@ from fastapi.responses import Response
 from app.deps import NetworkDep, SettingsDep
 from app.errors import ProblemError
 from app.responses import ORJSONResponse
-from app.routes.predict import IMAGE_TYPES, Preprocess, read_batch
-from app.schemas import ExplainRequest, ExplainResponse, Problem
+from app.routes.predict import (
+    Preprocess,
+    example_stroke,
+    read_batch,
+    request_body_doc,
+)
+from app.schemas import ExplainRequest, ExplainResponse, problem_doc
 from core.explain import explain as explain_input
 from core.network import IMAGE_SHAPE
 
@@ -79,75 +84,28 @@ async def static_file(request: Request, name: str) -> Response:
     return _file_response(request, name)
 
 
-def _openapi_body() -> dict[str, Any]:
-    schema = ExplainRequest.model_json_schema(
-        ref_template="#/components/schemas/{model}"
-    )
-    schema.pop("$defs", None)
-    stroke = [
-        [1.0 if 4 <= r < 24 and 13 <= c < 15 else 0.0 for c in range(28)]
-        for r in range(28)
-    ]
-    binary = {"type": "string", "format": "binary"}
-    return {
-        # ORJSONResponse is no JSONResponse subclass, so FastAPI documents the
-        # answer as a string; name the real schema here.
-        "responses": {
-            "200": {
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/ExplainResponse"}
-                    }
-                }
-            }
-        },
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": schema,
-                    "examples": {
-                        "stroke": {
-                            "summary": "a vertical stroke, 28x28 in [0, 1]",
-                            "value": {"x": stroke},
-                        }
-                    },
-                },
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {**binary, "description": "one image file"}
-                        },
-                    }
-                },
-                **{t: {"schema": binary} for t in IMAGE_TYPES},
-                "application/octet-stream": {
-                    "schema": {**binary, "description": "784 uint8 pixels, row-major"}
-                },
-            },
-        },
-    }
-
-
-_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
-
-
 @router.post(
     "/explain",
     response_model=ExplainResponse,
     response_class=ORJSONResponse,
-    openapi_extra=_openapi_body(),
-    responses={
-        400: {**_PROBLEM, "description": "Malformed body or undecodable image."},
-        413: {**_PROBLEM, "description": "Body or image pixels over a limit."},
-        415: {**_PROBLEM, "description": "Unsupported Content-Type or image format."},
-        422: {
-            **_PROBLEM,
-            "description": "More than one image, wrong shape, out of range, no ink, "
-            "or a target outside 0..9.",
+    openapi_extra=request_body_doc(
+        ExplainRequest,
+        {
+            "stroke": {
+                "summary": "a vertical stroke, 28x28 in [0, 1]",
+                "value": {"x": example_stroke()},
+            }
         },
+        many=False,
+    ),
+    responses={
+        400: problem_doc("Malformed body or undecodable image."),
+        413: problem_doc("Body or image pixels over a limit."),
+        415: problem_doc("Unsupported Content-Type or image format."),
+        422: problem_doc(
+            "More than one image, wrong shape, out of range, no ink, "
+            "or a target outside 0..9."
+        ),
     },
 )
 async def explain(
