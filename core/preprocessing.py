@@ -100,7 +100,7 @@ def to_batch(
         ) from exc
     if array.size == 0 and array.ndim <= 1:
         raise InputError("x is empty: send 784 numbers or a 28x28 nested list")
-    if array.dtype.kind not in "fiu" or (check_bools and _has_bool(x)):
+    if array.dtype.kind not in "fiu" or (check_bools and has_bool(x)):
         raise InputError(f"x must hold only numbers, found {_kind_name(array.dtype)}")
     shape = array.shape
     if (array.ndim == 1 and shape[0] == INPUT_SIZE) or shape == IMAGE_SHAPE:
@@ -214,12 +214,13 @@ def _numbers_to_batch(
     return Batch(x=out, single=single)
 
 
-def _has_bool(x: object) -> bool:
+def has_bool(x: object) -> bool:
+    """True when nested lists ``x`` hold a bool (NumPy would read it as 0 or 1)."""
     # NumPy turns [1, true] into [1, 1]; JSON booleans are not pixel values.
     # map(type, ...) runs in C: about 10 us per 784 values.
     if isinstance(x, list):
         if x and isinstance(x[0], list):
-            return any(_has_bool(row) for row in x)
+            return any(has_bool(row) for row in x)
         return bool in set(map(type, x))
     return isinstance(x, bool)
 

@@ -40,6 +40,7 @@ from app.errors import PROBLEM_JSON, ProblemError
 from app.responses import ORJSONResponse
 from core.errors import BatchTooLargeError
 from core.network import INPUT_SIZE, NUM_CLASSES, Network
+from core.preprocessing import has_bool
 
 router = APIRouter(prefix="/v2", tags=["v2"])
 
@@ -275,16 +276,10 @@ def _input_tensor(
     return _json_data(tensor.get("data"), datatype, rows)
 
 
-def _has_bool(data: list[Any]) -> bool:
-    if data and isinstance(data[0], list):
-        return any(isinstance(row, list) and _has_bool(row) for row in data)
-    return bool in set(map(type, data))
-
-
 def _json_data(data: object, datatype: str, rows: int) -> NDArray[Any]:
     if not isinstance(data, list):
         raise _bad(422, "input needs data (a list of numbers) or binary_data_size")
-    if _has_bool(data):
+    if has_bool(data):
         raise _bad(422, "input data must hold only numbers, found booleans")
     try:
         array = np.asarray(data)
