@@ -77,6 +77,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One line that says why; the process must not serve without a network.
         logger.error("cannot start: weights %s: %s", path, exc.message)
         raise
+    observer = getattr(app.state, "metrics", None)
+    if observer is not None:
+        observer.watch(state)  # count batch sizes from here on
     state.ready = True
     logger.info(
         "serving %s (%s, sha256 %s…)",

@@ -168,7 +168,10 @@ class Metrics:
         return generate_latest(self.registry)
 
     def watch(self, state: ServiceState) -> None:
-        """Swap the loaded network for one that reports its batch sizes."""
+        """Swap the loaded network for one that reports its batch sizes.
+
+        The lifespan calls it once the weights are loaded and self-tested.
+        """
         loaded = state.weights
         if loaded is None or isinstance(loaded.network, ObservedNetwork):
             return
@@ -201,7 +204,7 @@ class ObservedNetwork(Network):
 
     def forward(self, x: ArrayLike) -> NDArray[np.float32]:
         out = super().forward(x)
-        self._observe(1 if out.ndim == 1 else int(out.shape[0]))
+        self._observe(int(out.shape[0]))
         return out
 
 
@@ -223,9 +226,6 @@ class MetricsMiddleware:
         self._flat: list[BaseRoute] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, receive, self._on_startup(send))
-            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -248,15 +248,6 @@ class MetricsMiddleware:
                 status,
                 time.perf_counter() - start,
             )
-
-    def _on_startup(self, send: Send) -> Send:
-        async def startup(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                # The lifespan has loaded the weights: count their batches.
-                self.metrics.watch(self.state)
-            await send(message)
-
-        return startup
 
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")
