@@ -149,13 +149,8 @@ def status_of(exc: CoreError) -> tuple[int, str]:
 async def _core_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CoreError)  # registered for CoreError only
     status, type_ = status_of(exc)
-    detail, valid = exc.message, None
-    if isinstance(exc, UnknownActivationError):
-        valid = exc.valid
-        detail = f"unknown activation {clip(exc.name)!r}; valid names: " + ", ".join(
-            valid
-        )
-    return problem_response(request, status, detail, type_, valid=valid)
+    valid = exc.valid if isinstance(exc, UnknownActivationError) else None
+    return problem_response(request, status, exc.message, type_, valid=valid)
 
 
 async def _problem_error(request: Request, exc: Exception) -> Response:

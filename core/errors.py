@@ -54,8 +54,10 @@ class UnknownActivationError(CoreError):
     """An activation name that is not in the registry."""
 
     def __init__(self, name: str, valid: list[str]) -> None:
+        # The name comes from a client: a long one is not repeated in full.
+        shown = name if len(name) <= 64 else f"{name[:64]}… ({len(name) - 64} more)"
         super().__init__(
-            f"unknown activation {name!r}; valid names: {', '.join(valid)}"
+            f"unknown activation {shown!r}; valid names: {', '.join(valid)}"
         )
         self.name = name
         self.valid = valid
