@@ -14,8 +14,7 @@ phone photos, canvas exports with a transparent background), so:
   photo lighting cancels out), decides the ink's polarity from the image,
   stretches the contrast above the noise, fits and centres the digit, and
   (beyond MNIST) brings very thin or thick strokes to MNIST's usual width;
-* :func:`image_to_input` does both; :func:`encode_png` turns a network input
-  back into a PNG, e.g. to show what the network saw.
+* :func:`image_to_input` does both.
 
 Where MNIST differs from naive preprocessing (and why it matters): the
 *longest* side of the ink's bounding box becomes 20 pixels (not both sides,
@@ -778,6 +777,13 @@ def _check_gray(gray: ArrayLike) -> FloatArray:
     return image
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in PREPROCESS_MODES:
+        raise InputError(
+            f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {mode!r}"
+        )
+
+
 def to_mnist(gray: ArrayLike, mode: str = "auto") -> FloatArray:
     """Turn a decoded grayscale image into a network input.
 
@@ -805,10 +811,7 @@ def to_mnist(gray: ArrayLike, mode: str = "auto") -> FloatArray:
     EmptyImageError
         ``"auto"``/``"mnist"`` on an image with no ink.
     """
-    if mode not in PREPROCESS_MODES:
-        raise InputError(
-            f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {mode!r}"
-        )
+    _check_mode(mode)
     image = _check_gray(gray)
     passthrough = mode == "raw" or (mode == "auto" and is_mnist_like(image))
     if mode == "raw" and image.shape != (MNIST_SIDE, MNIST_SIDE):
@@ -852,40 +855,5 @@ def image_to_input(
     InputError, EmptyImageError
         From :func:`to_mnist`.
     """
-    if mode not in PREPROCESS_MODES:
-        raise InputError(
-            f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {mode!r}"
-        )
+    _check_mode(mode)  # before the work of decoding
     return to_mnist(decode_image(data, limits), mode)
-
-
-def encode_png(x: ArrayLike) -> bytes:
-    """Encode a network input as a 28x28 8-bit grayscale PNG.
-
-    Parameters
-    ----------
-    x : array-like of shape (784,) or (28, 28)
-        Values in [0, 1] (white ink on black, as the network sees it).
-
-    Returns
-    -------
-    bytes
-        A PNG whose pixels are ``round(x * 255)``, so an input that came from
-        an 8-bit image round-trips exactly.
-
-    Raises
-    ------
-    InputError
-        Wrong size, or values that are not finite.
-    """
-    array = np.asarray(x, dtype=np.float32)
-    if array.size != MNIST_SIDE * MNIST_SIDE:
-        raise InputError(
-            f"expected {MNIST_SIDE * MNIST_SIDE} values (28x28), got shape {array.shape}"
-        )
-    if not np.isfinite(array).all():
-        raise InputError("the input holds NaN or infinite values")
-    pixels = np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.reshape(MNIST_SIDE, MNIST_SIDE)).save(buffer, "PNG")
-    return buffer.getvalue()

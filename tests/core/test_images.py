@@ -25,7 +25,6 @@ from core.images import (
     MNIST_CENTRE,
     ImageLimits,
     decode_image,
-    encode_png,
     image_to_input,
     is_mnist_like,
     normalize_mnist,
@@ -497,28 +496,6 @@ def test_auto_passes_real_mnist_images_through_exactly(
         )
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
-
-
-# --------------------------------------------------------------------------
-# encode_png
-# --------------------------------------------------------------------------
-
-
-def test_encode_png_round_trips() -> None:
-    x = to_float(pattern(28, 28)[None])[0]
-    data = encode_png(x)
-    with Image.open(io.BytesIO(data)) as image:
-        assert (image.format, image.mode, image.size) == ("PNG", "L", (28, 28))
-    np.testing.assert_array_equal(image_to_input(data, "raw"), x)
-    assert encode_png(x.reshape(28, 28)) == data
-
-
-@pytest.mark.parametrize(
-    "x", [np.zeros(783), np.full(784, np.inf)], ids=["size", "inf"]
-)
-def test_encode_png_checks_its_input(x: NDArray[np.float64]) -> None:
-    with pytest.raises(InputError):
-        encode_png(x)
 
 
 # --------------------------------------------------------------------------
