@@ -114,3 +114,9 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) ->
         for r in body
     ]
     return "\n".join(lines)
+
+
+def target_row(name: str, value: float, op: str, goal: float) -> dict[str, Any]:
+    """One line of a targets table: a measured ratio against its goal."""
+    met = value >= goal if op == ">=" else value <= goal
+    return {"target": name, "ratio": value, "goal": f"{op} {goal:g}", "met": met}

@@ -18,7 +18,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench import onnx_model
-from bench.common import default_weights, interleaved, sample_images, table
+from bench.common import (
+    default_weights,
+    interleaved,
+    sample_images,
+    table,
+    target_row,
+)
 from core.weights import load_network
 
 BATCHES = (1, 100, 10_000)
@@ -151,7 +157,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ort_one = _find(rows, "onnxruntime", 1, t)
         if ours_big and ort_big:
             out.append(
-                _ratio(
+                target_row(
                     f"batch 10,000 vs onnxruntime ({t} thr)",
                     ours_big["images_per_s"] / ort_big["images_per_s"],
                     ">=",
@@ -160,7 +166,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         if ours_big and book_100:
             out.append(
-                _ratio(
+                target_row(
                     f"batch 10,000 vs book batch-100 loop ({t} thr)",
                     ours_big["images_per_s"] / book_100["images_per_s"],
                     ">=",
@@ -169,7 +175,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         if ours_one and ort_one:
             out.append(
-                _ratio(
+                target_row(
                     f"single-image latency / onnxruntime's ({t} thr)",
                     ours_one["call_us"] / ort_one["call_us"],
                     "<=",
@@ -177,11 +183,6 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 )
             )
     return out
-
-
-def _ratio(name: str, value: float, op: str, target: float) -> dict[str, Any]:
-    met = value >= target if op == ">=" else value <= target
-    return {"target": name, "ratio": value, "goal": f"{op} {target:g}", "met": met}
 
 
 def render(result: dict[str, Any]) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import default_weights, sample_pixels, table
+from bench.common import default_weights, sample_pixels, table, target_row
 from bench.procs import (
     RssSampler,
     free_port,
@@ -493,10 +493,7 @@ def ratios(rows: list[dict[str, Any]], batch: int = 100) -> list[dict[str, Any]]
     raw = _get(rows, f"octet-stream batch {batch}", "mnist-serve", 1)
 
     def add(name: str, value: float, op: str, goal: float) -> None:
-        met = value >= goal if op == ">=" else value <= goal
-        out.append(
-            {"target": name, "ratio": value, "goal": f"{op} {goal:g}", "met": met}
-        )
+        out.append(target_row(name, value, op, goal))
 
     if single and floor_single:
         add(
