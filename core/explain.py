@@ -91,14 +91,7 @@ def explain(
         ``x`` has the wrong shape or holds non-finite values, or ``target``
         is not a class index.
     """
-    batch = np.asarray(x, dtype=np.float64)
-    if batch.ndim == 1:
-        batch = batch.reshape(1, -1)
-    if batch.ndim != 2 or batch.shape[1] != network.input_size:
-        raise InputError(
-            f"expected shape (n, {network.input_size}) or ({network.input_size},), "
-            f"got {np.shape(x)}"
-        )
+    batch = network.as_batch(x, np.float64)
     if not np.isfinite(batch).all():
         raise InputError("x holds non-finite values (NaN or infinity)")
     # The same functions and derivatives /activations serves (right-hand

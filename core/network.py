@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -325,8 +325,23 @@ class Network:
             w.size + b.size for w, b in zip(self.weights, self.biases, strict=True)
         )
 
-    def _as_batch(self, x: ArrayLike) -> FloatArray:
-        batch = np.asarray(x, dtype=np.float32)
+    @overload
+    def as_batch(self, x: ArrayLike) -> FloatArray: ...
+    @overload
+    def as_batch(
+        self, x: ArrayLike, dtype: type[np.float64]
+    ) -> NDArray[np.float64]: ...
+    def as_batch(
+        self, x: ArrayLike, dtype: type[np.floating[Any]] = np.float32
+    ) -> NDArray[Any]:
+        """``x`` as a ``(n, n_inputs)`` array of ``dtype``; ``(n_inputs,)`` gives one row.
+
+        Raises
+        ------
+        InputError
+            Any other shape.
+        """
+        batch = np.asarray(x, dtype=dtype)
         if batch.ndim == 1:
             batch = batch.reshape(1, -1)
         if batch.ndim != 2 or batch.shape[1] != self.input_size:
@@ -372,7 +387,7 @@ class Network:
             Softmax probabilities (rows sum to 1) or, for an identity output,
             the raw outputs. A single ``(n_inputs,)`` input gives one row.
         """
-        batch = self._as_batch(x)
+        batch = self.as_batch(x)
         rows = batch.shape[0]
         if rows <= SMALL_ROWS:
             return self._forward_chunk(batch, self._small_layers, self._small_hidden)
