@@ -102,7 +102,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) ->
 
     body = [[cell(row.get(key)) for key, _ in columns] for row in rows]
     heads = [head for _, head in columns]
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(heads)]
+    widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(heads)]
     lines = [
         "| "
         + " | ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True))

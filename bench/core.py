@@ -205,4 +205,9 @@ def render(result: dict[str, Any]) -> str:
             ("met", "met"),
         ],
     )
+    if result["onnxruntime"] is None:
+        goals += (
+            "\n\nonnxruntime is not installed (pip install '.[bench]'): the "
+            "single-image and batch targets against it were not measured."
+        )
     return f"{rows}\n\n{goals}"
