@@ -5,6 +5,8 @@
   HTTP request, refusals by the guard (413, 408, 503) included. ``route`` is
   the route's template (``/activations/{name}``), never the raw path, and
   unknown methods count as ``other``, so clients cannot grow the label set.
+* ``mnist_serve_http_requests_in_flight``: requests being read, computed or
+  answered right now (a scrape counts itself).
 * ``mnist_serve_inference_batch_size``: rows per forward pass (histogram).
 * ``mnist_serve_images_processed_total``: images through the network.
 * ``mnist_serve_model_info{name, file, format, sha256, source} 1`` and
@@ -34,6 +36,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -128,6 +131,12 @@ class Metrics:
             ["method", "route", "status"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
+        )
+        self.in_flight = Gauge(
+            "mnist_serve_http_requests_in_flight",
+            "HTTP requests being read, computed or answered (a scrape counts itself).",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.batch_size = Histogram(
             "mnist_serve_inference_batch_size",
@@ -238,9 +247,11 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_status)
         finally:
+            self.metrics.in_flight.dec()
             method = scope["method"]
             self.metrics.observe_request(
                 method if method in METHODS else "other",

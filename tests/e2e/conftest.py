@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bench.procs import free_port, launch, wait_ready
 
-__all__ = ["Server", "free_port", "mnist_serve_command", "start_app", "start_server"]
+__all__ = [
+    "Server",
+    "free_port",
+    "mnist_serve_command",
+    "start_app",
+    "start_server",
+    "wait_in_flight",
+]
 
 
 def mnist_serve_command() -> list[str]:
@@ -75,6 +85,26 @@ def start_app(
     command = [sys.executable, "-m", "uvicorn", factory, "--factory",
                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     return _start(command, port, tmp_path, env, ready_timeout)
+
+
+_IN_FLIGHT = re.compile(rb"^mnist_serve_http_requests_in_flight (\S+)$", re.M)
+
+
+def wait_in_flight(url: str, requests: int, timeout: float = 30) -> None:
+    """Return once ``requests`` requests (besides the scrape) are in flight.
+
+    Read from the service's own gauge, so a test acts when the server has the
+    request, not after a guess at how long that takes.
+    """
+    deadline = time.monotonic() + timeout
+    seen = 0.0
+    while time.monotonic() < deadline:
+        found = _IN_FLIGHT.search(httpx.get(f"{url}/metrics", timeout=5).content)
+        seen = float(found.group(1)) - 1 if found else 0.0  # minus the scrape
+        if seen >= requests:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{requests} requests never in flight (last seen {seen:g})")
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -13,7 +13,12 @@ import pytest
 
 from bench.procs import free_port, launch, wait_ready
 from core.weights import load_network
-from tests.e2e.conftest import Server, mnist_serve_command, start_server
+from tests.e2e.conftest import (
+    Server,
+    mnist_serve_command,
+    start_server,
+    wait_in_flight,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -64,29 +69,25 @@ def test_oversize_body_refused_before_it_is_read(server: Server) -> None:
 
 
 def test_sigterm_finishes_in_flight_requests_and_exits_0(server: Server) -> None:
-    results: list[int] = []
-
-    def slow_upload() -> None:
-        def body():  # trickles in for ~1 s, so the request is in flight at SIGTERM
-            for _ in range(10):
-                yield b" " * 10
-                time.sleep(0.1)
-            yield b'{"x": [' + b"0," * 783 + b"0]}"
-
-        r = httpx.post(
-            f"{server.url}/predict",
-            content=body(),
-            headers={"content-type": "application/json"},
-            timeout=10,
-        )
-        results.append(r.status_code)
-
-    t = threading.Thread(target=slow_upload)
-    t.start()
-    time.sleep(0.4)
-    server.process.send_signal(signal.SIGTERM)
-    t.join(15)
-    assert results == [200]
+    body = b'{"x": [' + b"0," * 783 + b"0]}"
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        head = (
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        ) % len(body)
+        sock.sendall(head + body[:100])
+        # The server is reading this request's body when the signal arrives.
+        wait_in_flight(server.url, 1)
+        server.process.send_signal(signal.SIGTERM)
+        sock.sendall(body[100:])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and answer.rstrip().endswith(b"}"):
+                break
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b'"label":' in answer
     assert server.process.wait(15) == 0
 
 
