@@ -103,12 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"mnist-serve: cannot load weights {path}: {exc.message}", file=sys.stderr
         )
-        if not path.exists() and path.name == "sample_weight.pkl":
-            print(
-                "mnist-serve: point MNIST_SERVE_WEIGHTS or --weights at a book-format "
-                ".pkl (e.g. the book's ch03/sample_weight.pkl)",
-                file=sys.stderr,
-            )
         return 2
     os.environ["MNIST_SERVE_WEIGHTS"] = str(path)
 

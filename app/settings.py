@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WEIGHTS = Path("weights/sample_weight.pkl")
+import weights as shipped_weights
+
 MiB = 1024 * 1024
 
 
@@ -20,9 +20,10 @@ class Settings(BaseSettings):
         env_prefix="MNIST_SERVE_", env_file=".env", extra="ignore", frozen=True
     )
 
-    weights: Path = DEFAULT_WEIGHTS
-    """Weights file: a book-format ``.pkl`` or an ``.npz`` with the same keys.
-    A relative path is looked up in the working directory, then in the project."""
+    weights: Path | None = None
+    """Weights file: a book-format ``.pkl`` or an ``.npz`` with the same keys
+    (a relative path is relative to the working directory). Default: the
+    project's own ``sample_weight.pkl``, installed with the package."""
     weights_max_bytes: int = Field(64 * MiB, gt=0)
     """Refuse weight files larger than this."""
 
@@ -63,9 +64,7 @@ class Settings(BaseSettings):
     """Serve Prometheus metrics at /metrics and count every request (a few µs each)."""
 
     def resolved_weights(self) -> Path:
-        """The weights path; a relative one found in the working directory or the project."""
-        path = self.weights.expanduser()
-        if path.is_absolute() or path.exists():
-            return path.resolve()
-        in_project = PROJECT_ROOT / path
-        return in_project if in_project.exists() else path.resolve()
+        """The weights path: the given one, absolute, or the shipped file."""
+        if self.weights is None:
+            return shipped_weights.shipped()
+        return self.weights.expanduser().resolve()

@@ -35,13 +35,16 @@ def mnist_serve_command(port: int, weights: Path, *extra: str) -> list[str]:
 
 
 def launch(
-    command: list[str], log: Path, env: dict[str, str] | None = None
+    command: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path = PROJECT_ROOT,
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` in the project root, its output going to ``log``."""
+    """Start ``command`` in ``cwd`` (the project root), its output going to ``log``."""
     with log.open("wb") as out:  # the child keeps its own descriptor
         return subprocess.Popen(
             command,
-            cwd=PROJECT_ROOT,
+            cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},

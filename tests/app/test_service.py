@@ -17,6 +17,7 @@ from core import activations
 from core.errors import WeightsError
 from core.weights import sha256_file
 from tests.app.conftest import assert_problem
+from tests.conftest import PROJECT_ROOT
 
 
 def test_activation_listing(client: TestClient) -> None:
@@ -234,8 +235,6 @@ def test_openapi_documents_every_form(client: TestClient) -> None:
 
 
 def test_model_reports_the_shipped_weights_provenance() -> None:
-    from app.settings import PROJECT_ROOT
-
     shipped = PROJECT_ROOT / "weights" / "sample_weight.pkl"
     with TestClient(create_app(Settings(weights=shipped))) as c:
         info = ModelInfo.model_validate(c.get("/model").json())
@@ -250,7 +249,15 @@ def test_model_reports_the_shipped_weights_provenance() -> None:
 def test_default_settings_serve_the_shipped_weights(
     monkeypatch, tmp_path: Path
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # found through the project, not the working directory
+    monkeypatch.chdir(tmp_path)  # found through the package, not the working directory
     monkeypatch.delenv("MNIST_SERVE_WEIGHTS", raising=False)
-    assert Settings().resolved_weights().name == "sample_weight.pkl"
-    assert Settings().resolved_weights().is_file()
+    path = Settings().resolved_weights()
+    assert path.name == "sample_weight.pkl"
+    assert sha256_file(path) == sha256_file(PROJECT_ROOT / "weights" / path.name)
+
+
+def test_a_relative_weights_path_is_relative_to_the_working_directory(
+    monkeypatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings(weights=Path("w.pkl")).resolved_weights() == tmp_path / "w.pkl"
