@@ -15,6 +15,7 @@ import argparse
 import json
 import platform
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -177,4 +178,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Like any Unix filter: `... | head` ends quietly, not with a traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())
