@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from app import errors, logconfig, metrics
 from app.deps import ServiceState
 from app.middleware import GuardMiddleware
-from app.routes import activations, health, model, predict, ui, v2
+from app.routes import activations, docs, health, model, predict, ui, v2
 from app.settings import Settings
 from core.errors import CoreError, WeightsError
 from core.network import Network
@@ -104,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served offline, under a CSP, by app.routes.docs instead of from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = ServiceState(settings=settings)
     errors.install(app)
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(v2.router)
     app.include_router(ui.router)
+    app.include_router(docs.router)
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -1,14 +1,12 @@
 """The web page in a real headless Chromium against a real server.
 
-Needs Debian's ``chromium`` and the Python ``playwright`` package (no browser
-download: the system Chromium is used). Skipped with a reason when either is
-absent, and failed instead under MNIST_SERVE_REQUIRE_BROWSER=1 (as in CI).
+Needs Debian's ``chromium`` and the Python ``playwright`` package (see
+tests/e2e/browser.py: skipped with a reason when either is absent, failed
+instead under MNIST_SERVE_REQUIRE_BROWSER=1, as in CI).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,26 +15,10 @@ import httpx
 import pytest
 
 from tests.conftest import BOOK_WEIGHTS, require
+from tests.e2e.browser import TIMEOUT_MS, chromium
 from tests.e2e.conftest import Server, start_server
 
 pytestmark = pytest.mark.e2e
-
-REQUIRE_BROWSER = os.environ.get("MNIST_SERVE_REQUIRE_BROWSER") == "1"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-TIMEOUT_MS = 15_000
-
-
-def _unavailable(reason: str) -> None:
-    if REQUIRE_BROWSER:
-        pytest.fail(f"{reason} and MNIST_SERVE_REQUIRE_BROWSER=1")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -51,21 +33,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        _unavailable("Chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright Python package is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 class Page:
