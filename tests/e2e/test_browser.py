@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import BOOK_WEIGHTS, require
-from tests.e2e.browser import TIMEOUT_MS, chromium
+from tests.e2e.browser import TIMEOUT_MS, Console, chromium
 from tests.e2e.conftest import Server, start_server
 
 pytestmark = pytest.mark.e2e
@@ -45,12 +45,8 @@ class Page:
         self.page = self.context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
         self.url = server.url
-        self.errors: list[str] = []
-        self.page.on(
-            "console",
-            lambda m: self.errors.append(m.text) if m.type == "error" else None,
-        )
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.console = Console(self.page)
+        self.expected_statuses: set[int] = set()
         response = self.page.goto(server.url + "/")
         assert response is not None
         assert response.status == 200
@@ -96,6 +92,48 @@ class Page:
                 canvas,
             )
         )
+
+    def expect_failures(self, *statuses: int) -> None:
+        """Requests answered with these statuses are part of the test: Chromium
+        logs each as a console error, which close() then ignores."""
+        self.expected_statuses.update(statuses)
+
+    @property
+    def errors(self) -> list[str]:
+        expected = tuple(
+            f"the server responded with a status of {s} "
+            for s in self.expected_statuses
+        )
+        return [e for e in self.console.errors if not any(x in e for x in expected)]
+
+    def error_status(self) -> str:
+        """Waits until the page reports a failure, and returns what it says."""
+        self.page.wait_for_selector("#status.error")
+        return str(self.page.text_content("#status"))
+
+    def pixels(self, canvas: str) -> list[list[int]]:
+        """RGBA of every pixel of a canvas."""
+        return list(
+            self.page.evaluate(
+                """id => {
+                  const c = document.getElementById(id);
+                  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  const out = [];
+                  for (let i = 0; i < d.length; i += 4) out.push([d[i], d[i + 1], d[i + 2], d[i + 3]]);
+                  return out;
+                }""",
+                canvas,
+            )
+        )
+
+    def assert_answer_cleared(self) -> None:
+        page = self.page
+        assert page.text_content("#label") == "\u2013"
+        assert page.locator("#probabilities .prob").count() == 0
+        for canvas in ("seen", "saliency", "hidden1", "hidden2"):
+            assert self.lit_pixels(canvas) == 0, canvas
+        assert page.get_attribute("#logits", "aria-label") == "Logits"
+        assert page.text_content("#saliency-title") == "Saliency"
 
     def close(self, screenshot: Path) -> None:
         self.page.screenshot(path=str(screenshot), full_page=True)
@@ -175,6 +213,176 @@ def test_upload_a_png(desktop: Page, tmp_path: Path) -> None:
     Image.fromarray(image).save(path)
     desktop.page.set_input_files("#upload", str(path))
     assert desktop.wait_for_label() == "1"
+
+
+def _draw_seven(size: tuple[int, int] = (600, 800)) -> Any:
+    """A photo-like 7: dark pen on off-white paper with some noise, as RGB."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter
+
+    w, h = size
+    paper = Image.new("RGB", size, (226, 222, 212))
+    pen = ImageDraw.Draw(paper)
+    width = w // 18
+    pen.line([(0.25 * w, 0.3 * h), (0.75 * w, 0.3 * h)], fill=(40, 40, 60), width=width)
+    pen.line(
+        [(0.75 * w, 0.3 * h), (0.42 * w, 0.75 * h)], fill=(40, 40, 60), width=width
+    )
+    noise = np.random.default_rng(0).normal(0, 6, (h, w, 1))
+    pixels = np.clip(np.asarray(paper, dtype=np.float64) + noise, 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1))
+
+
+def test_upload_button_takes_every_image_type(desktop: Page) -> None:
+    page = desktop.page
+    assert page.get_attribute("#upload", "accept") == "image/*"
+    label = str(page.text_content("label[for='upload']"))
+    assert "image" in label
+    assert "PNG" not in label
+    assert "JPEG" in str(page.text_content("#upload-formats"))
+
+
+def test_upload_a_jpeg(desktop: Page, tmp_path: Path) -> None:
+    path = tmp_path / "seven.jpg"
+    _draw_seven().save(path, "JPEG", quality=85)
+    with desktop.page.expect_request(lambda r: "/predict" in r.url) as request:
+        desktop.page.set_input_files("#upload", str(path))
+    assert request.value.headers["content-type"] == "image/jpeg"
+    assert desktop.wait_for_label() == "7"
+    # The photo is shown on the pad, and the network's 28x28 view of it.
+    assert desktop.lit_pixels("seen") > 30
+
+
+def test_blank_image_clears_the_answer_and_says_what_to_do(
+    desktop: Page, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    desktop.stroke([(0.5, 0.15), (0.5, 0.85)])
+    assert desktop.wait_for_label() == "1"
+    # What the pad exports when nothing is drawn: a white 560x560 PNG.
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (560, 560), "white").save(blank)
+    desktop.expect_failures(422)
+    desktop.page.set_input_files("#upload", str(blank))
+    message = desktop.error_status()
+    assert message.startswith("No digit found")
+    assert "darker or larger" in message
+    desktop.assert_answer_cleared()
+    # The API's own wording is there, folded away, not as the message.
+    assert "uniform" not in message
+    details = desktop.page.locator("#status-details")
+    assert details.is_visible()
+    assert "uniform" in str(details.locator("#status-detail").text_content())
+    assert details.get_attribute("open") is None
+
+
+def test_text_file_clears_the_answer_and_says_what_to_do(
+    desktop: Page, tmp_path: Path
+) -> None:
+    desktop.stroke([(0.22, 0.2), (0.78, 0.2), (0.45, 0.85)])
+    desktop.wait_for_label()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture of a digit\n")
+    desktop.expect_failures(400, 415)
+    desktop.page.set_input_files("#upload", str(notes))
+    message = desktop.error_status()
+    assert message.startswith("This file is not an image")
+    assert "PNG, JPEG" in message
+    desktop.assert_answer_cleared()
+    desktop.page.screenshot(path=str(tmp_path / "text-file-error.png"))
+    # The pad no longer shows the old drawing as if it were the input.
+    assert desktop.lit_pixels("canvas") == 560 * 560  # all white, no ink
+    assert (
+        desktop.page.evaluate(
+            """() => {
+              const c = document.getElementById('canvas');
+              const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+              return d.every(v => v === 255);
+            }"""
+        )
+        is True
+    )
+    # A new drawing works again after the failure.
+    desktop.page.click("#clear")
+    desktop.stroke([(0.5, 0.15), (0.5, 0.85)])
+    assert desktop.wait_for_label() == "1"
+    assert desktop.page.get_attribute("#status-details", "hidden") is not None
+
+
+def test_saliency_is_drawn_over_the_digit_with_a_legend(desktop: Page) -> None:
+    page = desktop.page
+    desktop.stroke([(0.22, 0.2), (0.78, 0.2), (0.45, 0.85)])
+    label = desktop.wait_for_label()
+    saliency = page.locator("#saliency")
+    assert saliency.get_attribute("data-mode") == "evidence"
+    assert saliency.get_attribute("data-target") == label
+    assert page.text_content("#legend-positive") == f"for \u201c{label}\u201d"
+    assert page.text_content("#legend-negative") == f"against \u201c{label}\u201d"
+    assert "orange" in str(page.text_content("#saliency-caption"))
+
+    def counts() -> tuple[int, int, int]:
+        white = orange = blue = 0
+        for r, g, b, _ in desktop.pixels("saliency"):
+            if min(r, g, b) > 245:
+                white += 1
+            elif r > b + 60 and r > g:
+                orange += 1
+            elif b > r + 60:
+                blue += 1
+        return white, orange, blue
+
+    # Gradient x input: colour only on and next to the ink, which pushes
+    # towards the predicted digit overall; the paper stays white.
+    white, orange, blue = counts()
+    area = 280 * 280
+    assert white > 0.5 * area
+    assert orange > 2000
+    assert orange > blue
+    # The raw gradient: where more ink would help, so colour off the ink too.
+    page.check("input[name='saliency-mode'][value='gradient']")
+    page.wait_for_function(
+        "() => document.getElementById('saliency').dataset.mode === 'gradient'"
+    )
+    assert "more ink" in str(page.text_content("#saliency-caption"))
+    g_white, g_orange, g_blue = counts()
+    assert g_white < white
+    assert g_orange + g_blue > orange + blue
+    # Another digit's map: the legend says which.
+    other = "3" if label != "3" else "8"
+    page.click(f"#probabilities .prob[data-digit='{other}']")
+    page.wait_for_function(
+        "d => document.getElementById('saliency').dataset.target === d", arg=other
+    )
+    assert page.text_content("#legend-positive") == f"for \u201c{other}\u201d"
+
+
+def test_maxout_derivative_marks_each_groups_winner(desktop: Page) -> None:
+    page = desktop.page
+    page.wait_for_selector("#act-name option[value='maxout']", state="attached")
+    page.select_option("#act-name", "maxout")
+    page.wait_for_function(
+        "() => document.getElementById('plot').dataset.name === 'maxout'"
+    )
+    plot = page.locator("#plot")
+    # k = 2: 40 groups of 2 points, one winner (dy = 1) marked in each.
+    assert plot.get_attribute("data-points") == "80"
+    assert plot.get_attribute("data-groups") == "40"
+    assert plot.get_attribute("data-winners") == "40"
+    for k, groups in (("5", 40), ("50", 4)):
+        page.fill("#param-k", k)
+        page.wait_for_function(
+            "k => document.getElementById('plot').dataset.k === k", arg=k
+        )
+        assert plot.get_attribute("data-points") == str(int(k) * groups)
+        assert plot.get_attribute("data-groups") == str(groups)
+        assert plot.get_attribute("data-winners") == str(groups)
+    # Back to a plain function: no group markers.
+    page.select_option("#act-name", "relu")
+    page.wait_for_function(
+        "() => document.getElementById('plot').dataset.name === 'relu'"
+    )
+    assert plot.get_attribute("data-groups") is None
 
 
 def test_activation_explorer_plots_sigmoid(desktop: Page) -> None:
