@@ -10,9 +10,12 @@ from __future__ import annotations
 class CoreError(Exception):
     """Base class of every error raised by ``core``."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, loc: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
+        # Where in the input the problem is (e.g. ("x",)), for a structured
+        # error entry; the message says it in words either way.
+        self.loc = loc
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"

@@ -1,9 +1,9 @@
 """Property tests of what the HTTP layer hands to ``core``: any decoded JSON value.
 
-The routes pass client input straight to ``core.preprocessing.to_batch``,
-``core.preprocessing.from_uint8`` and ``core.activations.evaluate``. Whatever a
-client sends, these must either give an answer of the documented shape and
-range or raise ``InputError`` (a 4xx); any other exception would be a 500.
+The routes pass client input straight to ``core.activations.evaluate`` and the
+network (``core.batch`` has its own, in ``test_batch.py``). Whatever a client
+sends, these must either give an answer of the documented shape and range or
+raise ``InputError`` (a 4xx); any other exception would be a 500.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from core import activations
-from core.errors import BatchTooLargeError, InputError
+from core.errors import InputError
 from core.network import Network
-from core.preprocessing import from_uint8, to_batch
 from tests.conftest import random_network
+from tests.core.strategies import json_values
 
 FAST = settings(
     max_examples=80,
@@ -30,144 +30,12 @@ FAST = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-# What orjson can hand over: JSON scalars (with huge ints and, from a lenient
-# parser, non-finite floats) nested in lists and objects.
-json_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.integers(min_value=2**64, max_value=2**70),
-    st.floats(),
-    st.text(max_size=5),
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=6),
-        st.dictionaries(st.text(max_size=3), children, max_size=3),
-    ),
-    max_leaves=40,
-)
 unit = st.floats(0, 1, width=32)
 
 
 @pytest.fixture(scope="module")
 def network() -> Network:
     return random_network(np.random.default_rng(0))
-
-
-# --------------------------------------------------------------------------
-# preprocessing
-# --------------------------------------------------------------------------
-
-
-@FAST
-@given(json_values, st.booleans())
-def test_to_batch_on_any_json_value_answers_or_raises_input_error(
-    x: Any, normalize: bool
-) -> None:
-    try:
-        batch = to_batch(x, normalize=normalize, max_rows=8)
-    except InputError as exc:
-        message = exc.message.lower()
-    else:
-        assert batch.x.dtype == np.float32
-        assert batch.x.shape[1] == 784
-        return
-    # Messages name positions, never the refused values.
-    assert "nan" not in message
-    assert "inf" not in message.replace("infinite", "")
-
-
-def _image_like(data: st.DataObject, n: int | None, square: bool, top: float) -> Any:
-    shape: tuple[int, ...] = (28, 28) if square else (784,)
-    if n is not None:
-        shape = (n, *shape)
-    elements = st.floats(0, top, width=32)
-    return data.draw(hnp.arrays(np.float32, shape, elements=elements))
-
-
-@FAST
-@given(
-    st.one_of(st.none(), st.integers(1, 5)),
-    st.booleans(),
-    st.booleans(),
-    st.booleans(),
-    st.data(),
-)
-def test_to_batch_shapes_ranges_and_values(
-    n: int | None, square: bool, normalize: bool, as_lists: bool, data: st.DataObject
-) -> None:
-    array = _image_like(data, n, square, 255.0 if normalize else 1.0)
-    batch = to_batch(array.tolist() if as_lists else array, normalize=normalize)
-    rows = 1 if n is None else n
-    assert batch.single == (n is None)
-    assert batch.x.shape == (rows, 784)
-    assert batch.rows == rows
-    assert batch.x.dtype == np.float32
-    assert ((batch.x >= 0) & (batch.x <= 1)).all()
-    expected = array.reshape(rows, 784).astype(np.float32)
-    if normalize:
-        expected = expected / np.float32(255)
-    np.testing.assert_allclose(batch.x, expected, rtol=1e-6, atol=0)
-
-
-@FAST
-@given(
-    st.integers(1, 4),
-    st.sampled_from([math.nan, math.inf, -math.inf, -1e-3, 1.001, 256.0]),
-    st.booleans(),
-    st.data(),
-)
-def test_to_batch_refuses_one_bad_value_anywhere_and_names_where(
-    n: int, bad: float, normalize: bool, data: st.DataObject
-) -> None:
-    assume(not (normalize and 0 <= bad <= 255))
-    array = _image_like(data, n, False, 1.0)
-    row = data.draw(st.integers(0, n - 1))
-    col = data.draw(st.integers(0, 783))
-    array[row, col] = bad
-    with pytest.raises(InputError, match=rf"x\[{row}\]\[{col}\]"):
-        to_batch(array.tolist(), normalize=normalize)
-
-
-@FAST
-@given(st.integers(0, 2000).filter(lambda k: k not in (784, 28)))
-def test_to_batch_refuses_wrong_lengths(length: int) -> None:
-    with pytest.raises(InputError):
-        to_batch([0.5] * length)
-    with pytest.raises(InputError):
-        to_batch([[0.5] * 784, [0.5] * length])  # ragged or wrong batch
-
-
-@FAST
-@given(st.integers(1, 40), st.integers(1, 40))
-def test_to_batch_row_limit(rows: int, limit: int) -> None:
-    x = np.zeros((rows, 784), dtype=np.float32)
-    if rows > limit:
-        with pytest.raises(BatchTooLargeError, match=f"limit of {limit}"):
-            to_batch(x, max_rows=limit)
-    else:
-        assert to_batch(x, max_rows=limit).rows == rows
-
-
-@FAST
-@given(st.binary(max_size=784 * 4 + 10), st.integers(1, 5))
-def test_from_uint8_any_bytes(data: bytes, limit: int) -> None:
-    rows, rest = divmod(len(data), 784)
-    if not data or rest:
-        with pytest.raises(InputError):
-            from_uint8(data, max_rows=limit)
-        return
-    if rows > limit:
-        with pytest.raises(BatchTooLargeError):
-            from_uint8(data, max_rows=limit)
-        return
-    batch = from_uint8(data, max_rows=limit)
-    assert batch.x.shape == (rows, 784)
-    assert batch.x.dtype == np.float32
-    raw = np.frombuffer(data, dtype=np.uint8).reshape(rows, 784)
-    np.testing.assert_array_equal(batch.x * 255, raw.astype(np.float32))
 
 
 # --------------------------------------------------------------------------
