@@ -10,8 +10,11 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,24 +23,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve MNIST inference with the book's 3-layer NumPy network. "
         "Every MNIST_SERVE_* environment variable is read too; flags win.",
     )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="bind address (default 127.0.0.1)"
-    )
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("MNIST_SERVE_WORKERS", "1")),
-        help="worker processes (default 1, or MNIST_SERVE_WORKERS)",
-    )
-    parser.add_argument(
-        "--weights", type=Path, help="weights file (overrides MNIST_SERVE_WEIGHTS)"
-    )
-    parser.add_argument(
-        "--log-level",
-        choices=("critical", "error", "warning", "info", "debug"),
-        help="log level (default info, or MNIST_SERVE_LOG_LEVEL)",
-    )
+    parser.add_argument("--host", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8000)")
+    parser.add_argument("--workers", type=int, help="worker processes (default 1)")
+    parser.add_argument("--weights", type=Path, help="weights file (.pkl or .npz)")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
     access = parser.add_mutually_exclusive_group()
     access.add_argument(
         "--access-log",
@@ -55,8 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
-        help="log lines as text or one JSON object a line, with request ids "
-        "(default text, or MNIST_SERVE_LOG_FORMAT)",
+        help="log lines as text (default) or one JSON object a line, with request ids",
     )
     return parser
 
@@ -67,59 +56,54 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.workers < 1:
-        print("mnist-serve: --workers must be >= 1", file=sys.stderr)
-        return 2
-    # Flags become environment variables so that every worker process, which
-    # builds its own Settings, sees them.
-    if args.weights is not None:
-        os.environ["MNIST_SERVE_WEIGHTS"] = str(args.weights.expanduser().resolve())
-    if args.log_level is not None:
-        os.environ["MNIST_SERVE_LOG_LEVEL"] = args.log_level
-    if args.access_log is not None:
-        os.environ["MNIST_SERVE_ACCESS_LOG"] = "true" if args.access_log else "false"
-    if args.log_format is not None:
-        os.environ["MNIST_SERVE_LOG_FORMAT"] = args.log_format
+    # Flags override the environment: Settings takes them as init values.
+    overrides: dict[str, Any] = {
+        key: value for key, value in vars(args).items() if value is not None
+    }
+    if "weights" in overrides:
+        overrides["weights"] = overrides["weights"].expanduser().resolve()
 
-    from app.settings import Settings
+    from app.models import load_model
+    from app.settings import Settings, export
     from core.errors import CoreError
-    from core.weights import load_weights
 
     try:
-        settings = Settings()
+        settings = Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "settings"
         print(
-            f"mnist-serve: bad setting MNIST_SERVE_{str(first['loc'][0]).upper()}: "
-            f"{first['msg']}",
+            f"mnist-serve: bad setting {name} (--{name.replace('_', '-')} or "
+            f"MNIST_SERVE_{name.upper()}): {first['msg']}",
             file=sys.stderr,
         )
         return 2
     path = settings.resolved_weights()
     try:
         # Fail fast, with one line, before uvicorn starts any worker.
-        load_weights(path, settings.weights_max_bytes)
+        load_model(path, max_bytes=settings.weights_max_bytes)
     except CoreError as exc:
         print(
             f"mnist-serve: cannot load weights {path}: {exc.message}", file=sys.stderr
         )
         return 2
-    os.environ["MNIST_SERVE_WEIGHTS"] = str(path)
+    # Every worker process rebuilds these exact settings from the environment.
+    export(settings.model_copy(update={"weights": path}))
 
     import uvicorn
 
     from app.logconfig import log_config
 
-    metrics_dir = _metrics_dir(args.workers) if settings.metrics else None
+    metrics_dir = _metrics_dir(settings.workers) if settings.metrics else None
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal so the
     # process dies "by signal". A stop that went as planned should exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         uvicorn.run(
             "app.main:app",
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
             log_level=settings.log_level,
             access_log=settings.access_log,
             log_config=log_config(settings.log_level, settings.log_format),
@@ -141,9 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _metrics_dir(workers: int) -> str | None:
     """Point prometheus_client at a clean directory when values must be shared.
 
-    With several workers, each writes its values to files there and every
-    worker's /metrics adds them all up. Returns the directory to remove at
-    exit when this function made it.
+    ``PROMETHEUS_MULTIPROC_DIR`` is prometheus_client's own setting. With
+    several workers, each writes its values to files there and every worker's
+    /metrics adds them all up. Returns the directory to remove at exit when
+    this function made it.
     """
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if given:

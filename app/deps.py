@@ -1,4 +1,4 @@
-"""Dependencies: the loaded model and the settings, from ``app.state``."""
+"""What routes depend on: the service's parts, built once by ``create_app``."""
 
 from __future__ import annotations
 
@@ -7,49 +7,27 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.errors import ProblemError
+from app.codecs import Limits
+from app.inference import Inference
+from app.models import Models
 from app.settings import Settings
-from core.network import Network
-from core.weights import LoadedWeights
 
 
-@dataclass
-class ServiceState:
-    """What the lifespan sets up: the settings and, once loaded, the weights."""
+@dataclass(frozen=True, slots=True)
+class Service:
+    """Everything a route may use; one instance per app, on ``app.state``."""
 
     settings: Settings
-    weights: LoadedWeights | None = None
-    ready: bool = False
-
-    @property
-    def network(self) -> Network:
-        if self.weights is None or not self.ready:
-            raise ProblemError(
-                503,
-                "the model is not loaded yet",
-                type_="not-ready",
-                headers={"Retry-After": "1"},
-            )
-        return self.weights.network
+    limits: Limits
+    models: Models
+    inference: Inference
 
 
 # async on purpose: FastAPI runs a plain-def dependency in its thread pool, a
 # hop that costs more than the whole single-image forward pass.
-async def get_state(request: Request) -> ServiceState:
-    state: ServiceState = request.app.state.service
-    return state
+async def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
 
 
-async def get_network(request: Request) -> Network:
-    state: ServiceState = request.app.state.service
-    return state.network
-
-
-async def get_settings(request: Request) -> Settings:
-    state: ServiceState = request.app.state.service
-    return state.settings
-
-
-StateDep = Annotated[ServiceState, Depends(get_state)]
-NetworkDep = Annotated[Network, Depends(get_network)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServiceDep = Annotated[Service, Depends(get_service)]

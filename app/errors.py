@@ -1,19 +1,32 @@
-"""RFC 9457 problem responses, and every exception handler of the service.
+"""The one error edge: every exception, one status table, a renderer per protocol.
 
-One table maps ``core`` errors to a status and a stable problem type; one
-handler writes the body. The router's own 404/405, request validation errors
-and unexpected exceptions go through the same writer, so every 4xx/5xx body is
-``application/problem+json``.
+Exceptions say what went wrong and carry no HTTP: ``core``'s errors (bad input
+values, images, activation names) and the few of the HTTP layer below (a body
+that is not JSON, an unsupported media type, a body over the size limit, ...).
+:data:`ERRORS` maps each class (through its MRO, so subclasses inherit their
+parent's row) to a status and a stable problem type; :func:`describe` turns an
+exception into a :class:`Failure`, and :func:`render` writes it in the
+protocol of the route it happened on:
+
+* the native API: RFC 9457 ``application/problem+json``;
+* the Open Inference Protocol (``/v2``): ``{"error": "..."}``.
+
+The guard's refusals (408, 413, 503), the router's 404/405, validation errors
+and unexpected exceptions (500) all leave through :func:`render`, with the
+request id.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
 from http import HTTPStatus
 from typing import Any
 
 import orjson
+import pydantic
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,38 +47,112 @@ logger = logging.getLogger("mnist_serve")
 
 PROBLEM_JSON = "application/problem+json"
 
-# Looked up through the class's MRO, so a subclass inherits its parent's row
-# unless it has its own.
-ERROR_TABLE: dict[type[CoreError], tuple[int, str]] = {
-    CoreError: (500, "internal-error"),
-    InputError: (422, "invalid-input"),
-    LimitExceededError: (413, "limit-exceeded"),
-    BatchTooLargeError: (413, "batch-too-large"),
-    EmptyImageError: (422, "empty-image"),
-    ImageDecodeError: (400, "undecodable-image"),
-    UnsupportedImageError: (415, "unsupported-image-type"),
-    UnknownActivationError: (404, "unknown-activation"),
-}
-
-# Problem types of errors raised by the HTTP layer itself.
-STATUS_TYPES = {
-    400: "malformed-body",
-    404: "not-found",
-    405: "method-not-allowed",
-    408: "body-timeout",
-    413: "body-too-large",
-    415: "unsupported-media-type",
-    422: "invalid-input",
-    500: "internal-error",
-    503: "unavailable",
-}
-
-
 # A problem never repeats large client input: details and echoed names are
 # clipped, and a validation error lists at most MAX_ERRORS items.
 MAX_DETAIL = 1000
 MAX_ECHO = 64
 MAX_ERRORS = 20
+
+
+class ServiceError(Exception):
+    """An error of the request itself rather than of its values (the HTTP layer's)."""
+
+    def __init__(
+        self, message: str, *, errors: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class MalformedBodyError(ServiceError):
+    """The body cannot be parsed: not JSON, broken multipart, bad framing."""
+
+
+class InvalidRequestError(ServiceError):
+    """The body parses but its fields are wrong (a missing or unknown field)."""
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    """A Content-Type (or Content-Encoding) the route does not read."""
+
+
+class NotFoundError(ServiceError):
+    """No such resource: a route, a static file, a model."""
+
+
+class BodyTooLargeError(ServiceError):
+    """The body is over the configured size limit."""
+
+
+class BodyTimeoutError(ServiceError):
+    """The body did not arrive in time."""
+
+
+class BusyError(ServiceError):
+    """Too many requests at once: retry shortly."""
+
+
+class NotReadyError(ServiceError):
+    """The model is not loaded (yet): retry shortly."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """A row of the error table."""
+
+    status: int
+    type: str
+    retry: bool = False  # a 503 that clears by itself: say when to come back
+
+
+ERRORS: dict[type[BaseException], Kind] = {
+    Exception: Kind(500, "internal-error"),
+    CoreError: Kind(500, "internal-error"),
+    InputError: Kind(422, "invalid-input"),
+    LimitExceededError: Kind(413, "limit-exceeded"),
+    BatchTooLargeError: Kind(413, "batch-too-large"),
+    EmptyImageError: Kind(422, "empty-image"),
+    ImageDecodeError: Kind(400, "undecodable-image"),
+    UnsupportedImageError: Kind(415, "unsupported-image-type"),
+    UnknownActivationError: Kind(404, "unknown-activation"),
+    MalformedBodyError: Kind(400, "malformed-body"),
+    InvalidRequestError: Kind(422, "invalid-input"),
+    pydantic.ValidationError: Kind(422, "invalid-input"),
+    RequestValidationError: Kind(422, "invalid-input"),
+    UnsupportedMediaTypeError: Kind(415, "unsupported-media-type"),
+    NotFoundError: Kind(404, "not-found"),
+    BodyTooLargeError: Kind(413, "body-too-large"),
+    BodyTimeoutError: Kind(408, "body-timeout"),
+    BusyError: Kind(503, "unavailable", retry=True),
+    NotReadyError: Kind(503, "not-ready", retry=True),
+}
+
+# Starlette's own HTTPExceptions (router 404/405, a few of its parsers) have a
+# status already; these are their problem types.
+_HTTP_TYPES = {404: "not-found", 405: "method-not-allowed", 400: "malformed-body"}
+
+
+class Protocol(Enum):
+    PROBLEM = "problem+json"
+    V2 = "v2"
+
+
+def protocol_for(path: str) -> Protocol:
+    """The error format of a path: the Open Inference Protocol's under ``/v2``."""
+    return Protocol.V2 if path == "/v2" or path.startswith("/v2/") else Protocol.PROBLEM
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What went wrong, independent of the protocol that will say it."""
+
+    status: int
+    type: str
+    detail: str
+    errors: Sequence[dict[str, Any]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def clip(text: str, limit: int = MAX_ECHO) -> str:
@@ -75,44 +162,123 @@ def clip(text: str, limit: int = MAX_ECHO) -> str:
     return f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
-class ProblemError(Exception):
-    """An HTTP-level error that should be answered with a problem body."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        type_: str | None = None,
-        errors: Sequence[dict[str, Any]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.type_ = type_ or STATUS_TYPES.get(status, "error")
-        self.errors = errors
-        self.headers = headers
+def kind_of(exc: BaseException) -> Kind:
+    for cls in type(exc).__mro__:
+        if cls in ERRORS:
+            return ERRORS[cls]
+    return ERRORS[Exception]
 
 
-def problem_body(
-    status: int,
-    detail: str,
-    type_: str | None = None,
-    errors: Sequence[dict[str, Any]] | None = None,
-    **extra: Any,
-) -> bytes:
-    """The bytes of an RFC 9457 problem document."""
+def describe(
+    exc: BaseException, *, method: str, path: str, request_id: str | None
+) -> Failure:
+    """The failure an exception stands for: status, type, detail and extras."""
+    if isinstance(exc, StarletteHTTPException):
+        return _http_failure(exc, method, path)
+    if isinstance(exc, RequestValidationError):
+        return _validation_failure(exc.errors(), in_body=False)
+    if isinstance(exc, pydantic.ValidationError):  # a codec's, on the body
+        return _validation_failure(exc.errors(), in_body=True)
+    kind = kind_of(exc)
+    headers = {"Retry-After": "1"} if kind.retry else {}
+    if kind.status == 500:
+        return Failure(
+            500,
+            kind.type,
+            f"internal error; quote request id {request_id} when reporting it",
+        )
+    if isinstance(exc, CoreError):
+        # Invalid input says where, in the body, it is invalid.
+        errors = (
+            [{"loc": ["body", *exc.loc], "msg": exc.message}]
+            if isinstance(exc, InputError)
+            else None
+        )
+        extra = {"valid": exc.valid} if isinstance(exc, UnknownActivationError) else {}
+        return Failure(kind.status, kind.type, exc.message, errors, headers, extra)
+    if isinstance(exc, ServiceError):
+        return Failure(kind.status, kind.type, exc.message, exc.errors, headers)
+    return Failure(kind.status, kind.type, str(exc), headers=headers)
+
+
+def _http_failure(exc: StarletteHTTPException, method: str, path: str) -> Failure:
+    status = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    headers = dict(exc.headers or {})
+    if status == 404 and detail == "Not Found":
+        detail = f"no route for {clip(path)}"
+    elif status == 405:
+        allowed = headers.get("Allow") or headers.get("allow")
+        detail = f"method {clip(method)} is not allowed on {clip(path)}" + (
+            f"; allowed: {allowed}" if allowed else ""
+        )
+    return Failure(status, _HTTP_TYPES.get(status, "error"), detail, headers=headers)
+
+
+def _loc(loc: Sequence[Any]) -> list[str | int]:
+    return [part if isinstance(part, int) else clip(str(part)) for part in loc]
+
+
+# Pydantic's error types in words a client can act on; the others keep
+# Pydantic's message, after the field's location.
+_MESSAGES = {
+    "missing": "field {name} is required",
+    "extra_forbidden": "unknown field {name}",
+    "bool_type": "{name} must be true or false",
+    "bool_parsing": "{name} must be true or false",
+    "string_type": "{name} must be a string",
+    "int_type": "{name} must be an integer",
+    "list_type": "{name} must be a list",
+    "model_type": "{name} must be a JSON object",
+    "model_attributes_type": "{name} must be a JSON object",
+    "dict_type": "{name} must be a JSON object",
+}
+
+
+def _message(error: Any, loc: list[str | int]) -> str:
+    template = _MESSAGES.get(error.get("type", ""))
+    where = ".".join(str(p) for p in loc if p != "body") or "body"
+    if template is not None:
+        return template.format(name=where)
+    return f"{where}: {clip(str(error.get('msg', '')), 200)}"
+
+
+def _validation_failure(raw: Sequence[Any], in_body: bool) -> Failure:
+    # Only loc and msg: pydantic's own entries echo the input, which may be
+    # huge or hold the very values that were refused.
+    if any(e.get("type") == "json_invalid" for e in raw):
+        return Failure(400, "malformed-body", "body is not valid JSON")
+    errors: list[dict[str, Any]] = []
+    for e in raw[:MAX_ERRORS]:
+        where = tuple(e.get("loc", ()))
+        loc = _loc(("body", *where) if in_body else where)
+        errors.append({"loc": loc, "msg": _message(e, loc)})
+    # The detail says all of it at a glance; ``errors`` has the locations.
+    detail = "; ".join(str(e["msg"]) for e in errors[:5]) or "invalid request"
+    if len(raw) > MAX_ERRORS:
+        detail += f" ({len(raw)} errors; the first {MAX_ERRORS} are listed)"
+    return Failure(422, "invalid-input", detail, errors)
+
+
+def render(
+    failure: Failure, protocol: Protocol, request_id: str | None
+) -> tuple[bytes, str]:
+    """The body and media type of ``failure`` in ``protocol``."""
+    detail = clip(failure.detail, MAX_DETAIL)
+    if protocol is Protocol.V2:
+        return orjson.dumps({"error": detail}), "application/json"
     body: dict[str, Any] = {
-        "type": f"/problems/{type_ or STATUS_TYPES.get(status, 'error')}",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": clip(detail, MAX_DETAIL),
+        "type": f"/problems/{failure.type}",
+        "title": HTTPStatus(failure.status).phrase,
+        "status": failure.status,
+        "detail": detail,
     }
-    if errors is not None:
-        body["errors"] = list(errors)[:MAX_ERRORS]
-    body.update({k: v for k, v in extra.items() if v is not None})
-    return orjson.dumps(body)
+    if failure.errors is not None:
+        body["errors"] = list(failure.errors)[:MAX_ERRORS]
+    if request_id is not None:
+        body["request_id"] = request_id
+    body.update(failure.extra)
+    return orjson.dumps(body), PROBLEM_JSON
 
 
 def request_id(request: Request) -> str | None:
@@ -120,104 +286,37 @@ def request_id(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def problem_response(
-    request: Request,
-    status: int,
-    detail: str,
-    type_: str | None = None,
-    errors: Sequence[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> Response:
-    return Response(
-        problem_body(
-            status, detail, type_, errors, request_id=request_id(request), **extra
-        ),
-        status_code=status,
-        media_type=PROBLEM_JSON,
-        headers=headers,
-    )
-
-
-def status_of(exc: CoreError) -> tuple[int, str]:
-    for cls in type(exc).__mro__:
-        if cls in ERROR_TABLE:
-            return ERROR_TABLE[cls]
-    return ERROR_TABLE[CoreError]
-
-
-async def _core_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CoreError)  # registered for CoreError only
-    status, type_ = status_of(exc)
-    valid = exc.valid if isinstance(exc, UnknownActivationError) else None
-    return problem_response(request, status, exc.message, type_, valid=valid)
-
-
-async def _problem_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ProblemError)
-    return problem_response(
-        request, exc.status, exc.detail, exc.type_, exc.errors, exc.headers
-    )
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    status = exc.status_code
-    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
-    if status == 404 and detail == "Not Found":
-        detail = f"no route for {clip(request.url.path)}"
-    elif status == 405:
-        allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
-        path = clip(request.url.path)
-        detail = f"method {clip(request.method)} is not allowed on {path}" + (
-            f"; allowed: {allowed}" if allowed else ""
-        )
-    headers = dict(exc.headers) if exc.headers else None
-    return problem_response(request, status, detail, headers=headers)
-
-
-def _loc(loc: Sequence[Any]) -> list[str | int]:
-    return [part if isinstance(part, int) else clip(str(part)) for part in loc]
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    # Only loc and msg: the stock body echoes the input, which may be huge or
-    # hold the very values that were refused.
-    raw = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in raw):
-        # FastAPI reports a body that is not JSON as a validation error; the
-        # contract says 400, as for the routes that parse JSON themselves.
-        return problem_response(request, 400, "body is not valid JSON")
-    errors = [
-        {"loc": _loc(e.get("loc", ())), "msg": clip(str(e.get("msg", "")), 200)}
-        for e in raw[:MAX_ERRORS]
-    ]
-    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-    where = ".".join(str(p) for p in first["loc"])
-    detail = f"{where}: {first['msg']}" if where else str(first["msg"])
-    if len(raw) > MAX_ERRORS:
-        detail += f" ({len(raw)} errors; the first {MAX_ERRORS} are listed)"
-    return problem_response(request, 422, detail, "invalid-input", errors)
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
+def error_response(request: Request, exc: BaseException) -> Response:
+    """The response for ``exc`` raised while handling ``request``."""
     rid = request_id(request)
-    logger.exception(
-        "unhandled error in %s %s (request id %s)",
-        request.method,
-        request.url.path,
-        rid,
+    failure = describe(
+        exc, method=request.method, path=request.url.path, request_id=rid
     )
-    return problem_response(
-        request, 500, f"internal error; quote request id {rid} when reporting it"
+    body, media_type = render(failure, protocol_for(request.url.path), rid)
+    return Response(
+        body,
+        status_code=failure.status,
+        media_type=media_type,
+        headers=failure.headers or None,
     )
+
+
+async def _handler(request: Request, exc: Exception) -> Response:
+    return error_response(request, exc)
 
 
 def install(app: FastAPI) -> None:
-    """Register every exception handler of the service on ``app``."""
-    app.add_exception_handler(CoreError, _core_error)
-    app.add_exception_handler(ProblemError, _problem_error)
-    app.add_exception_handler(StarletteHTTPException, _http_exception)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
+    """Route every expected exception class through the edge.
+
+    Unexpected exceptions (500) are caught by the guard middleware, which
+    renders them here too, with the request id header that a handler in
+    Starlette's outermost layer could not add.
+    """
+    for cls in (
+        CoreError,
+        ServiceError,
+        StarletteHTTPException,
+        RequestValidationError,
+        pydantic.ValidationError,
+    ):
+        app.add_exception_handler(cls, _handler)

@@ -4,9 +4,8 @@
 :func:`log_config` to uvicorn, so uvicorn's own loggers, its access log and the
 service's ``mnist_serve`` logger all write the same format. Every record made
 while a request is handled carries that request's id (the one echoed in
-``X-Request-ID`` and put in problem bodies): :class:`RequestLogContext` points
-a context variable at the request's state, where the guard stores the id, and
-:class:`RequestIdFilter` copies it onto the record.
+``X-Request-ID`` and put in problem bodies): the guard sets a context
+variable, and :class:`RequestIdFilter` copies it onto the record.
 """
 
 from __future__ import annotations
@@ -17,41 +16,25 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 LogFormat = Literal["text", "json"]
 
-_request_state: ContextVar[dict[str, Any] | None] = ContextVar(
-    "mnist_serve_request_state", default=None
-)
+_request_id: ContextVar[str | None] = ContextVar("mnist_serve_request_id", default=None)
 
 
-def current_request_id() -> str | None:
-    """The id of the request being handled in this context, if any."""
-    state = _request_state.get()
-    if state is None:
-        return None
-    rid = state.get("request_id")
-    return rid if isinstance(rid, str) else None
-
-
-class RequestLogContext:
-    """Make the request's state (and so its id) visible to log records.
+def set_request_id(request_id: str) -> None:
+    """Tag every record made while this request is handled (the guard calls it).
 
     Each request runs in its own task, hence its own context: the variable
     needs no reset, and it stays set for the error handlers and uvicorn's
     access log line, which run after the inner app has returned.
     """
+    _request_id.set(request_id)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            # The guard writes the id into this same dict a moment later.
-            _request_state.set(scope.setdefault("state", {}))
-        await self.app(scope, receive, send)
+def current_request_id() -> str | None:
+    """The id of the request being handled in this context, if any."""
+    return _request_id.get()
 
 
 class RequestIdFilter(logging.Filter):
@@ -144,8 +127,3 @@ def log_config(level: str = "info", fmt: LogFormat = "text") -> dict[str, Any]:
             },
         },
     }
-
-
-def install(app: FastAPI) -> None:
-    """Put :class:`RequestLogContext` around everything else of ``app``."""
-    app.add_middleware(RequestLogContext)

@@ -1,7 +1,13 @@
 """Application factory. ``uvicorn app.main:app`` or ``mnist-serve`` starts it.
 
 Nothing runs at import: ``app`` is built on first access (uvicorn's lookup),
-and the weights are loaded by the lifespan, once per worker process.
+and the model is loaded by the lifespan, once per worker process.
+
+A request crosses, outermost first: the metrics middleware (count, time), the
+guard (request id, limits, body, 500s), the router, a route; the route hands
+the body to its codec (``app.codecs``), the resulting ``core.batch.Batch`` to
+the inference path (``app.inference``), and shapes the answer. Errors from
+any of them leave through the error edge (``app.errors``).
 """
 
 from __future__ import annotations
@@ -11,17 +17,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI
 
-from app import errors, logconfig, metrics
-from app.deps import ServiceState
-from app.middleware import GuardMiddleware
-from app.routes import activations, docs, health, model, predict, ui, v2
+from app import errors
+from app.codecs import Limits
+from app.deps import Service
+from app.inference import Inference
+from app.metrics import Metrics
+from app.middleware import GuardMiddleware, MetricsMiddleware
+from app.models import Models, load_model
+from app.routes import activations, docs, explain, health, model, predict, ui, v2
+from app.routes import metrics as metrics_route
 from app.settings import Settings
-from core.errors import CoreError, WeightsError
-from core.network import Network
-from core.weights import load_weights
+from core.errors import CoreError
+from core.images import ImageLimits
 
 logger = logging.getLogger("mnist_serve")
 
@@ -31,29 +40,6 @@ Handwritten-digit inference with the 3-layer NumPy network of chapter 3 of
 *Deep Learning from Scratch* (784-50-100-10, sigmoid, sigmoid, softmax), plus
 the chapter's activation functions. Errors are RFC 9457 `application/problem+json`.
 """
-
-
-def self_test(network: Network) -> None:
-    """One inference that must succeed before the service reports ready.
-
-    Raises
-    ------
-    WeightsError
-        The network gives non-finite output, rows that do not sum to 1, or
-        batch answers that differ from single ones.
-    """
-    rng = np.random.default_rng(0)
-    x = rng.random((8, network.input_size), dtype=np.float32)
-    batch = network.forward(x)
-    single = network.forward(x[0])
-    if not np.isfinite(batch).all():
-        raise WeightsError("self-test: the network produced non-finite output")
-    if network.output == "softmax" and not np.allclose(
-        batch.sum(axis=1), 1.0, atol=1e-4
-    ):
-        raise WeightsError("self-test: probabilities do not sum to 1")
-    if not np.allclose(single[0], batch[0], atol=1e-5):
-        raise WeightsError("self-test: single and batch answers differ")
 
 
 def _limit_blas_threads(threads: int) -> Any:
@@ -66,32 +52,27 @@ def _limit_blas_threads(threads: int) -> Any:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    state: ServiceState = app.state.service
-    settings = state.settings
+    service: Service = app.state.service
+    settings = service.settings
     path = settings.resolved_weights()
     limiter = _limit_blas_threads(settings.blas_threads)
     try:
-        state.weights = load_weights(path, settings.weights_max_bytes)
-        self_test(state.weights.network)
+        loaded = load_model(path, max_bytes=settings.weights_max_bytes)
     except CoreError as exc:
         # One line that says why; the process must not serve without a network.
         logger.error("cannot start: weights %s: %s", path, exc.message)
         raise
-    observer = getattr(app.state, "metrics", None)
-    if observer is not None:
-        observer.watch(state)  # count batch sizes from here on
-    state.ready = True
+    service.models.serve(loaded)
     logger.info(
         "serving %s (%s, sha256 %s…)",
         path,
-        state.weights.format,
-        state.weights.sha256[:12],
+        loaded.weights.format,
+        loaded.weights.sha256[:12],
     )
     try:
         yield
     finally:
-        state.ready = False
-        state.weights = None
+        service.models.clear()
         if limiter is not None:
             limiter.restore_original_limits()
 
@@ -108,26 +89,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.service = ServiceState(settings=settings)
+    models = Models()
+    metrics = Metrics(models) if settings.metrics else None
+    app.state.metrics = metrics
+    app.state.service = Service(
+        settings=settings,
+        limits=Limits(
+            max_rows=settings.max_batch_size,
+            max_parts=settings.max_upload_parts,
+            max_part_bytes=settings.max_part_bytes,
+            image=ImageLimits(
+                max_pixels=settings.max_image_pixels,
+                max_bytes=settings.max_body_bytes,
+            ),
+        ),
+        models=models,
+        inference=Inference(
+            models,
+            inline_rows=settings.inline_rows,
+            observe_batch=metrics.observe_batch if metrics else None,
+        ),
+    )
     errors.install(app)
-    app.include_router(predict.router)
-    app.include_router(activations.router)
-    app.include_router(model.router)
-    app.include_router(health.router)
-    app.include_router(v2.router)
-    app.include_router(ui.router)
-    app.include_router(docs.router)
+    for router in (predict, explain, activations, model, health, v2, ui, docs):
+        app.include_router(router.router)
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,
         max_concurrency=settings.max_concurrency,
     )
-    # Outermost last: V2 error bodies, then metrics, then the log context.
-    app.add_middleware(v2.V2ErrorMiddleware)
-    if settings.metrics:
-        metrics.install(app)
-    logconfig.install(app)
+    if metrics is not None:
+        app.include_router(metrics_route.router)
+        # Outermost: counts what the guard refuses too.
+        app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
     return app
 
 

@@ -1,14 +1,23 @@
 """Pydantic models of request and response bodies, for validation and OpenAPI.
 
-/predict parses its body straight into NumPy (see ``routes/predict.py``); its
-models here document the contract and check the answers in tests.
+A request model checks a body's envelope (which fields, their types) and
+documents it; the numbers themselves are validated once, by
+:class:`core.batch.Batch` (so ``x`` is ``Any`` here, documented as images).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    TypeAdapter,
+    WithJsonSchema,
+)
 
 Probabilities = Annotated[list[float], Field(min_length=10, max_length=10)]
 Flat = Annotated[
@@ -21,19 +30,26 @@ Square = Annotated[list[Row], Field(min_length=28, max_length=28)]
 Image = Flat | Square
 
 
+_ONE = TypeAdapter(Image).json_schema()
+_ONE_OR_MANY = TypeAdapter(
+    Image | Annotated[list[Image], Field(min_length=1)]
+).json_schema()
+_NORMALIZE = Field(
+    False,
+    description="false: values are already in [0, 1]; true: raw pixels in [0, 255], "
+    "divided by 255 on the server.",
+)
+
+
 class PredictRequest(BaseModel):
     """One image or a batch: 784 numbers, a 28x28 nested list, or a list of those."""
 
     model_config = ConfigDict(extra="forbid")
 
-    x: Image | Annotated[list[Image], Field(min_length=1)] = Field(
+    x: Annotated[Any, WithJsonSchema(_ONE_OR_MANY)] = Field(
         description="One image (784 numbers or 28x28) or a non-empty list of images."
     )
-    normalize: bool = Field(
-        False,
-        description="false: values are already in [0, 1]; true: raw pixels in [0, 255], "
-        "divided by 255 on the server.",
-    )
+    normalize: StrictBool = _NORMALIZE
 
 
 class PredictSingle(BaseModel):
@@ -143,15 +159,11 @@ class Health(BaseModel):
     status: str
 
 
-class ExplainRequest(BaseModel):
+class ExplainRequest(PredictRequest):
     """One image, as for /predict: 784 numbers or 28x28."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    x: Image = Field(description="One image (784 numbers or 28x28).")
-    normalize: bool = Field(
-        False,
-        description="false: values are already in [0, 1]; true: raw pixels in [0, 255].",
+    x: Annotated[Any, WithJsonSchema(_ONE)] = Field(
+        description="One image (784 numbers or 28x28)."
     )
 
 

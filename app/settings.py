@@ -1,7 +1,15 @@
-"""Service settings, read from ``MNIST_SERVE_*`` environment variables or ``.env``."""
+"""Service settings, read from ``MNIST_SERVE_*`` environment variables or ``.env``.
+
+Read once: by the ``mnist-serve`` command (flags win over the environment),
+which hands the resolved values to every worker process through
+:func:`export`, or by :func:`app.main.create_app` under plain uvicorn. Every
+other module receives plain values from them.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -9,22 +17,31 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import weights as shipped_weights
+from core.weights import MAX_WEIGHTS_BYTES
 
 MiB = 1024 * 1024
+ENV_PREFIX = "MNIST_SERVE_"
 
 
 class Settings(BaseSettings):
     """Every limit and switch of the service, each with a documented default."""
 
     model_config = SettingsConfigDict(
-        env_prefix="MNIST_SERVE_", env_file=".env", extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
     )
+
+    host: str = "127.0.0.1"
+    """Address to listen on (``--host``); 0.0.0.0 in a container."""
+    port: int = Field(8000, ge=0, le=65535)
+    """Port to listen on (``--port``)."""
+    workers: int = Field(1, ge=1)
+    """Worker processes (``--workers``); each loads the model and serves the port."""
 
     weights: Path | None = None
     """Weights file: a book-format ``.pkl`` or an ``.npz`` with the same keys
     (a relative path is relative to the working directory). Default: the
     project's own ``sample_weight.pkl``, installed with the package."""
-    weights_max_bytes: int = Field(64 * MiB, gt=0)
+    weights_max_bytes: int = Field(MAX_WEIGHTS_BYTES, gt=0)
     """Refuse weight files larger than this."""
 
     max_body_bytes: int = Field(8 * MiB, gt=0)
@@ -68,3 +85,18 @@ class Settings(BaseSettings):
         if self.weights is None:
             return shipped_weights.shipped()
         return self.weights.expanduser().resolve()
+
+
+def export(settings: Settings) -> None:
+    """Put every setting in the environment, for worker processes to read back.
+
+    uvicorn starts workers as fresh processes that import the app by name; they
+    rebuild ``Settings()`` from the environment and so get exactly these
+    values, flags and resolved paths included.
+    """
+    for name, value in settings.model_dump(mode="json").items():
+        key = ENV_PREFIX + name.upper()
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value if isinstance(value, str) else json.dumps(value)

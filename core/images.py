@@ -31,6 +31,7 @@ import io
 import math
 import warnings
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,17 @@ MNIST_SIDE = 28
 FIT_SIDE = 20
 # Pixel index (0-based, pixel centres) where MNIST's centre of mass sits.
 MNIST_CENTRE = 14.0
-PREPROCESS_MODES = ("auto", "mnist", "raw")
+
+
+class Preprocess(StrEnum):
+    """How an uploaded image becomes network input (see :func:`to_mnist`)."""
+
+    AUTO = "auto"
+    MNIST = "mnist"
+    RAW = "raw"
+
+
+PREPROCESS_MODES = tuple(mode.value for mode in Preprocess)
 
 # Pillow plugin ids we decode. (Phone JPEGs with a multi-picture extension
 # open through the JPEG plugin and report the format "MPO".)

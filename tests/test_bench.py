@@ -186,50 +186,6 @@ def test_main_writes_json_and_prints_tables(
     assert main(["nonsense", "--out", str(out)]) == 2
 
 
-# The fast paths added for the benchmark targets must not change behaviour.
-_IMG = [0.5] * 784
-FAST_PATH_CASES = [
-    _IMG,
-    [_IMG, _IMG],
-    [[0.5] * 28] * 28,
-    [[[0.5] * 28] * 28] * 2,
-    [255] * 784,
-    [None, *_IMG[1:]],
-    [_IMG, [None] * 784],
-    [0.5, [0.5], *_IMG[2:]],
-    [_IMG, [0.5] * 783],
-    [_IMG[:392] * 2, _IMG],
-    [2.0, *_IMG[1:]],
-    [-1e-3, *_IMG[1:]],
-    [1e39, *_IMG[1:]],
-    [_IMG, [{}, *_IMG[1:]]],
-    [[_IMG]],
-    [],
-    [[]],
-    [_IMG] * 5,
-]
-
-
-@pytest.mark.parametrize("normalize", [False, True])
-@pytest.mark.parametrize("x", FAST_PATH_CASES)
-def test_numbers_only_path_matches_the_general_path(x: list, normalize: bool) -> None:
-    from core.errors import CoreError
-    from core.preprocessing import to_batch
-
-    def outcome(numbers_only: bool) -> object:
-        try:
-            with np.errstate(over="ignore"):
-                batch = to_batch(
-                    x, normalize=normalize, max_rows=4, numbers_only=numbers_only
-                )
-        except CoreError as exc:
-            return (type(exc).__name__, exc.message)
-        assert batch.x.dtype == np.float32
-        return (batch.single, batch.x.shape, batch.x.tobytes())
-
-    assert outcome(True) == outcome(False)
-
-
 def test_network_paths_agree_with_each_other_and_the_book(
     tiny_network: Network,
 ) -> None:

@@ -31,7 +31,7 @@ from app.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 K8S = ROOT / "deploy" / "k8s"
-EXTRA_ENV = {"MNIST_SERVE_WORKERS"}  # read by the CLI, not a Settings field
+EXTRA_ENV: set[str] = set()  # every MNIST_SERVE_* variable is a Settings field
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import StateDep
-from app.errors import ProblemError
+from app.deps import ServiceDep
+from app.errors import NotReadyError
 from app.schemas import Health, problem_doc
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -22,13 +22,8 @@ async def live() -> Health:
     response_model=Health,
     responses={503: problem_doc("Not ready yet (Retry-After: 1).")},
 )
-async def ready(state: StateDep) -> Health:
+async def ready(service: ServiceDep) -> Health:
     """200 once the weights are loaded and a self-test inference passed, else 503."""
-    if not state.ready:
-        raise ProblemError(
-            503,
-            "the model is not ready",
-            type_="not-ready",
-            headers={"Retry-After": "1"},
-        )
+    if not service.models.ready:
+        raise NotReadyError("the model is not ready")
     return Health(status="ready")

@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
-from app.metrics import MULTIPROC_ENV, ObservedNetwork
-from core.network import Network
+from app.metrics import MULTIPROC_ENV
 
 if os.environ.get(MULTIPROC_ENV):  # pragma: no cover
     pytest.skip(
@@ -171,16 +170,16 @@ def test_not_ready_without_weights(settings):
     assert not [k for k in samples if k[0] == "mnist_serve_model_info"]
 
 
-def test_observed_network_computes_the_same(client, tiny_network, rng):
-    network = client.app.state.service.weights.network
-    assert isinstance(network, ObservedNetwork)
+def test_every_forward_pass_is_counted_once(client, rng):
     x = rng.random((7, 784), dtype=np.float32)
-    np.testing.assert_array_equal(network.forward(x), tiny_network.forward(x))
-    np.testing.assert_array_equal(network.predict(x), tiny_network.predict(x))
+    assert client.post("/predict", json={"x": x.tolist()}).status_code == 200
+    assert client.post("/explain", json={"x": x[0].tolist()}).status_code == 200
+    pixels = rng.integers(0, 256, (3, 784), dtype=np.uint8).tobytes()
+    octet = {"content-type": "application/octet-stream"}
+    assert client.post("/predict", content=pixels, headers=octet).status_code == 200
     samples = scrape(client)
-    # predict() goes through forward(): one batch each, counted once.
-    assert value(samples, "mnist_serve_inference_batch_size_count") == 2
-    assert value(samples, "mnist_serve_images_processed_total") == 14
+    assert value(samples, "mnist_serve_inference_batch_size_count") == 3
+    assert value(samples, "mnist_serve_images_processed_total") == 11
 
 
 def test_apps_count_separately(settings):
@@ -196,8 +195,7 @@ def test_metrics_can_be_switched_off(settings, rng):
         assert client.get("/metrics").status_code == 404
         r = client.post("/predict", json={"x": rng.random(784).tolist()})
         assert r.status_code == 200
-        # Nothing observes the network: it is the one the lifespan loaded.
-        assert type(client.app.state.service.weights.network) is Network
+        assert client.app.state.metrics is None
 
 
 def test_openapi_leaves_metrics_out(client):

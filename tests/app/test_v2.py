@@ -9,8 +9,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from app.codecs.v2 import HEADER_LENGTH
 from app.main import create_app
-from app.routes.v2 import HEADER_LENGTH
 
 METADATA = {
     "name": "mnist",
@@ -278,23 +278,35 @@ ONE = [[0.5] * 784]
             422,
             "non-finite",
         ),
-        (_json(), 422, "inputs must be a list"),
-        (_json(inputs=[]), 422, "exactly one tensor"),
+        (_json(), 422, "field inputs is required"),
+        (_json(inputs=[]), 422, "inputs: List should have at least 1 item"),
         (_json(inputs=[{**tensor(ONE), "name": "x"}]), 422, "unknown input 'x'"),
         (_json(inputs=[{**tensor(ONE), "datatype": "FP64"}]), 422, "'FP64' is not"),
         (_json(inputs=[{**tensor(ONE), "shape": [1, 783]}]), 422, "shape must be"),
         (_json(inputs=[{**tensor(ONE), "shape": [0, 784]}]), 422, "n >= 1"),
         (_json(inputs=[{**tensor(ONE), "shape": [784]}]), 422, "shape must be"),
-        (_json(inputs=[{**tensor(ONE), "shape": [2, 784]}]), 422, "needs 1568"),
+        (_json(inputs=[{**tensor(ONE), "shape": [2, 784]}]), 422, "2 images need 1568"),
         (_json(inputs=[{**tensor(ONE), "data": None}]), 422, "needs data"),
-        (_json(inputs=[tensor([[1.5] * 784])]), 422, "outside [0, 1] at [0, 0]"),
+        (_json(inputs=[tensor([[1.5] * 784])]), 422, "outside [0, 1] at input[0][0]"),
         (_json(inputs=[tensor([[-0.1] + [0] * 783])]), 422, "outside [0, 1]"),
-        (_json(inputs=[tensor([[0] * 783 + [1e300]])]), 422, "at [0, 783]"),
+        (
+            _json(inputs=[tensor([[0] * 783 + [1e300]])]),
+            422,
+            "non-finite number at input[0][783]",
+        ),
         (_json(inputs=[tensor([[True] * 784])]), 422, "booleans"),
         (_json(inputs=[{**tensor(ONE), "data": ["a"] * 784}]), 422, "only numbers"),
         (_json(inputs=[{**tensor(ONE), "data": [[0.5] * 784, [0.5]]}]), 422, "ragged"),
-        (_json(inputs=[tensor([[256] * 784], "UINT8")]), 422, "outside 0-255"),
-        (_json(inputs=[tensor([[0.5] * 784], "UINT8")]), 422, "must be integers"),
+        (
+            _json(inputs=[tensor([[256] * 784], "UINT8")]),
+            422,
+            "outside [0, 255] at input[0][0]",
+        ),
+        (
+            _json(inputs=[tensor([[0.5] * 784], "UINT8")]),
+            422,
+            "must hold integers in [0, 255]",
+        ),
         (_json(inputs=[tensor(np.zeros((65, 784)))]), 413, "over the limit of 64"),
         (_json(inputs=[tensor(ONE)], outputs=[{"name": "logits"}]), 422, "'logits'"),
         (

@@ -157,7 +157,7 @@ def test_non_finite_json_is_refused(triton_client):
     with pytest.raises(InferenceServerException) as info:
         triton_client.infer("mnist", [infer_input(x, binary=True)])
     assert info.value.status() == "422"
-    assert "non-finite value at [0, 5]" in info.value.message()
+    assert "non-finite number at input[0][5]" in info.value.message()
 
 
 def test_unknown_model(triton_client, images):

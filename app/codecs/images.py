@@ -1,0 +1,193 @@
+"""Image bodies and ``multipart/form-data`` uploads.
+
+The multipart framing is parsed with python-multipart's streaming parser, fed
+the body the guard has already read under its size limit: every limit (parts,
+bytes per part) is checked as the parts arrive, and each failure is told
+apart by what happened, not by the wording of a library's message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from app.errors import InvalidRequestError, MalformedBodyError, clip
+from core.batch import Batch
+from core.errors import CoreError, LimitExceededError
+from core.images import ImageLimits, image_to_input
+
+FIELD = "file"
+
+
+@dataclass(slots=True)
+class Upload:
+    """One image file: its name as the client gave it (if any) and its bytes."""
+
+    filename: str | None
+    data: bytes
+
+
+@dataclass(slots=True)
+class _Part:
+    name: str | None = None
+    filename: str | None = None
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+
+def split_multipart(
+    body: bytes, content_type: str, *, max_parts: int, max_part_bytes: int
+) -> list[Upload]:
+    """The files of a multipart body, in upload order.
+
+    Raises
+    ------
+    MalformedBodyError
+        No boundary, broken framing, a part without a name, a body that ends
+        before its closing boundary.
+    LimitExceededError
+        More than ``max_parts`` parts, or a part over ``max_part_bytes``.
+    InvalidRequestError
+        Parts not named ``file``, text fields where files belong, no files.
+    """
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise MalformedBodyError(
+            "multipart body without a boundary in its Content-Type"
+        )
+    parts: list[_Part] = []
+    header: list[bytes] = [b"", b""]
+
+    def on_part_begin() -> None:
+        if len(parts) >= max_parts:
+            raise LimitExceededError(
+                f"more than {max_parts} parts in one upload (the limit)"
+            )
+        parts.append(_Part())
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header[0] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header[1] += data[start:end]
+
+    def on_header_end() -> None:
+        name, value = header[0].strip().lower(), header[1]
+        header[0] = header[1] = b""
+        if name == b"content-disposition":
+            _, params = parse_options_header(value)
+            part = parts[-1]
+            raw_name = params.get(b"name")
+            part.name = raw_name.decode("utf-8", "replace") if raw_name else None
+            raw_file = params.get(b"filename")
+            part.filename = (
+                raw_file.decode("utf-8", "replace") if raw_file is not None else None
+            )
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        part = parts[-1]
+        part.size += end - start
+        if part.size > max_part_bytes:
+            raise LimitExceededError(
+                f"part {len(parts) - 1} is over the limit of {max_part_bytes} "
+                "bytes per part"
+            )
+        part.chunks.append(data[start:end])
+
+    ended = [False]
+
+    def on_end() -> None:
+        ended[0] = True
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+            "on_end": on_end,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise MalformedBodyError(f"malformed multipart body: {exc}") from None
+    if not ended[0]:
+        raise MalformedBodyError(
+            "malformed multipart body: it ends before its closing boundary"
+        )
+    return _files(parts)
+
+
+def _files(parts: list[_Part]) -> list[Upload]:
+    if any(part.name is None for part in parts):
+        raise MalformedBodyError("malformed multipart body: a part has no name")
+    # Part names come from the client: a few, clipped, are named back.
+    others = sorted({clip(p.name or "") for p in parts if p.name != FIELD})[:10]
+    if others:
+        raise InvalidRequestError(
+            f"unexpected part(s) {', '.join(others)}: send images in parts named "
+            f"{FIELD}",
+            errors=[{"loc": ["body", n], "msg": "unknown part"} for n in others],
+        )
+    if not parts:
+        raise InvalidRequestError(
+            f"no part named {FIELD}: send images as {FIELD}=@digit.png",
+            errors=[{"loc": ["body", FIELD], "msg": "field required"}],
+        )
+    if any(part.filename is None for part in parts):
+        raise InvalidRequestError(
+            f"the {FIELD} parts must be files, not text fields",
+            errors=[{"loc": ["body", FIELD], "msg": "must be a file"}],
+        )
+    return [Upload(p.filename, b"".join(p.chunks)) for p in parts]
+
+
+def decode_images(
+    uploads: list[Upload], preprocess: str, limits: ImageLimits, max_rows: int
+) -> Batch:
+    """Decode and normalise every upload; one file answers as a single image.
+
+    A batch with unusable files is refused as a whole, naming each of them
+    (index, file name, why), so that a client can drop them and resend.
+
+    Raises
+    ------
+    CoreError
+        The one file's own error, for a single upload.
+    InvalidRequestError
+        Several files, some unusable.
+    LimitExceededError
+        More files than the batch limit.
+    """
+    if len(uploads) > max_rows:
+        raise LimitExceededError(
+            f"{len(uploads)} images is over the batch limit of {max_rows}"
+        )
+    rows, failures = [], []
+    for index, upload in enumerate(uploads):
+        try:
+            rows.append(image_to_input(upload.data, preprocess, limits))
+        except CoreError as exc:
+            if len(uploads) == 1:
+                raise
+            failures.append(
+                {
+                    "loc": [FIELD, index],
+                    "filename": clip(upload.filename or ""),
+                    "msg": exc.message,
+                }
+            )
+    if failures:
+        raise InvalidRequestError(
+            f"{len(failures)} of {len(uploads)} files cannot be used; each is listed "
+            "in errors (drop them and send the rest again)",
+            errors=failures,
+        )
+    return Batch.from_images(rows, single=len(uploads) == 1, max_rows=max_rows)

@@ -1,0 +1,100 @@
+"""The one inference path: every transport hands it a :class:`core.batch.Batch`.
+
+It looks the model up, runs the network where it costs least (inline on the
+event loop for small batches, in the thread pool for large ones), and records
+what it did in the metrics. ``/predict``, ``/explain`` and ``/v2`` call it;
+none of them touches a network directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+from starlette.concurrency import run_in_threadpool
+
+from app.models import Model, Models
+from core.batch import Batch
+from core.explain import Explanation, explain
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """A batch's answers.
+
+    Attributes
+    ----------
+    model : Model
+        The model (and version) that answered.
+    probabilities : ndarray of shape (n, 10), float32
+        Softmax output; rows sum to 1.
+    labels : ndarray of shape (n,), int64
+        The arg-max of each row.
+    """
+
+    model: Model
+    probabilities: NDArray[np.float32]
+    labels: NDArray[np.int64]
+
+
+class Inference:
+    """Runs batches through the models of a :class:`Models`.
+
+    Parameters
+    ----------
+    models : Models
+        Where requests' models are looked up.
+    inline_rows : int
+        Batches up to this many rows run on the event loop: below about a
+        thousand rows the hop to a worker thread costs more than it frees.
+    observe_batch : callable or None
+        Called with the rows of every forward pass (the metrics).
+    """
+
+    def __init__(
+        self,
+        models: Models,
+        *,
+        inline_rows: int,
+        observe_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.models = models
+        self.inline_rows = inline_rows
+        self.observe_batch = observe_batch
+
+    async def predict(
+        self, batch: Batch, model: str | None = None, version: str | None = None
+    ) -> Prediction:
+        """Probabilities and labels of every image in ``batch``."""
+        found = self.models.get(model, version)
+        probabilities = await self._run(batch.rows, found.network.forward, batch.x)
+        labels = probabilities.argmax(axis=1).astype(np.int64)
+        return Prediction(found, probabilities, labels)
+
+    async def explain(
+        self,
+        batch: Batch,
+        target: int | None,
+        model: str | None = None,
+        version: str | None = None,
+    ) -> tuple[Model, Explanation]:
+        """Every layer's output and the saliency of ``target`` for one image."""
+        found = self.models.get(model, version)
+        result = await self._run(
+            batch.rows, lambda x: explain(found.network, x, target), batch.x
+        )
+        return found, result
+
+    async def _run(
+        self, rows: int, fn: Callable[[NDArray[np.float32]], T], x: NDArray[np.float32]
+    ) -> T:
+        if self.observe_batch is not None:
+            self.observe_batch(rows)
+        if rows <= self.inline_rows:
+            return fn(x)
+        return await run_in_threadpool(fn, x)
