@@ -31,7 +31,7 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.errors import ProblemError
+from app.errors import NotFoundError, clip
 
 router = APIRouter(include_in_schema=False)
 
@@ -99,7 +99,7 @@ async def docs_asset(request: Request, name: str) -> Response:
     """Swagger UI's and ReDoc's script and style sheet."""
     found = docs_assets().get(name)
     if found is None:
-        raise ProblemError(404, f"no documentation asset {name[:64]!r}")
+        raise NotFoundError(f"no documentation asset {clip(name)!r}")
     content, media_type, etag = found
     # Revalidated on each use (a 304 is cheap), so an upgraded package is
     # picked up at once.
