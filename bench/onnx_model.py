@@ -26,20 +26,20 @@ def build_model(network: Network) -> Any:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    if network.hidden_activation != "sigmoid" or network.output != "softmax":
+    if network.hidden_activation != "sigmoid":
         raise ValueError("the ONNX peer mirrors sigmoid hidden layers and softmax")
     nodes = []
     inits = []
     current = "x"
-    last = len(network.weights)
-    for i, (w, b) in enumerate(zip(network.weights, network.biases, strict=True), 1):
-        inits.append(numpy_helper.from_array(np.asarray(w, np.float32), f"W{i}"))
-        inits.append(numpy_helper.from_array(np.asarray(b, np.float32), f"b{i}"))
+    params = network.params()
+    for i in (1, 2, 3):
+        for key in (f"W{i}", f"b{i}"):
+            inits.append(numpy_helper.from_array(np.asarray(params[key]), key))
         nodes.append(helper.make_node("MatMul", [current, f"W{i}"], [f"m{i}"]))
         nodes.append(helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"]))
-        out = "y" if i == last else f"z{i}"
-        op = "Softmax" if i == last else "Sigmoid"
-        attrs = {"axis": -1} if i == last else {}
+        out = "y" if i == 3 else f"z{i}"
+        op = "Softmax" if i == 3 else "Sigmoid"
+        attrs = {"axis": -1} if i == 3 else {}
         nodes.append(helper.make_node(op, [f"a{i}"], [out], **attrs))
         current = out
     graph = helper.make_graph(

@@ -1,20 +1,19 @@
 """What the network computes on the way to an answer, and why: chapter 3's
-forward pass kept layer by layer, and one backward pass for a saliency map.
+forward pass kept step by step, and one backward pass for a saliency map.
 
 :func:`explain` runs the forward pass of a :class:`~core.network.Network` in
-float64, keeping every hidden layer's activations and the logits (the last
+float64, keeping both hidden layers' activations and the logits (the last
 layer's input to softmax), and then backpropagates the probability of one
 class (by default the predicted one) to the 784 input pixels. The result,
-``d p_target / d x``, is a saliency map: where adding ink would raise (positive)
+``d y_target / d x``, is a saliency map: where adding ink would raise (positive)
 or lower (negative) the network's confidence in that class.
 
-The backward pass is the chain rule through the same layers, last to first:
+The backward pass is the chain rule through the same steps, last to first:
 
-* softmax: ``d p_t / d z_j = p_t * ([j == t] - p_j)``;
-* affine ``a = h @ W + b``: ``d/dh = d/da @ W.T``;
-* hidden activation ``h = f(a)``: ``d/da = d/dh * f'(a)`` (sigmoid:
-  ``h * (1 - h)``; tanh: ``1 - h**2``; relu: ``a >= 0``, the right-hand value
-  at the kink; step: 0).
+* softmax: ``d y_t / d a3_j = y_t * ([j == t] - y_j)``;
+* affine ``a = z @ w + b``: ``d/dz = d/da @ w.T``;
+* hidden activation ``z = h(a)``: ``d/da = d/dz * h'(a)``, with ``h'`` from
+  :mod:`core.activations` (relu: the right-hand value 1 at the kink).
 
 float64 throughout, although the service answers in float32: the gradient is
 checked against finite differences, which need the extra precision, and one
@@ -41,22 +40,22 @@ class Explanation:
 
     Attributes
     ----------
-    hidden : tuple of ndarray of shape (n_samples, n_units), float64
-        The activations of each hidden layer, first to last (``(n, 50)`` and
+    hidden : tuple of two ndarray of shape (n_samples, h1) and (n_samples, h2), float64
+        The hidden layers' activations ``z1`` and ``z2`` (``(n, 50)`` and
         ``(n, 100)`` for the book's network).
     logits : ndarray of shape (n_samples, n_outputs), float64
-        The last layer's output before softmax.
+        ``a3``, the last layer's output before softmax.
     probabilities : ndarray of shape (n_samples, n_outputs), float64
-        Softmax of ``logits`` (``logits`` themselves for an identity output).
+        ``y``, the softmax of ``logits``.
     labels : ndarray of shape (n_samples,), intp
         The arg-max of ``probabilities``.
     targets : ndarray of shape (n_samples,), intp
-        The class whose output :attr:`saliency` differentiates.
+        The class whose probability :attr:`saliency` differentiates.
     saliency : ndarray of shape (n_samples, n_inputs), float64
         ``d probabilities[i, targets[i]] / d x[i]``.
     """
 
-    hidden: tuple[F64, ...]
+    hidden: tuple[F64, F64]
     logits: F64
     probabilities: F64
     labels: NDArray[np.intp]
@@ -64,20 +63,34 @@ class Explanation:
     saliency: F64
 
 
+def _targets(
+    target: int | ArrayLike | None, labels: NDArray[np.intp], classes: int
+) -> NDArray[np.intp]:
+    if target is None:
+        return labels
+    wanted = np.asarray(target)
+    if wanted.dtype.kind not in "iu" or wanted.ndim > 1:
+        raise InputError(f"target must be a class index, got {target!r:.80}")
+    targets = np.broadcast_to(wanted, labels.shape).astype(np.intp)
+    if ((targets < 0) | (targets >= classes)).any():
+        raise InputError(
+            f"target must be in 0..{classes - 1}, got {wanted.tolist()!r:.80}"
+        )
+    return targets
+
+
 def explain(
     network: Network, x: ArrayLike, target: int | ArrayLike | None = None
 ) -> Explanation:
-    """Forward pass with every layer kept, and the saliency of one class.
+    """Forward pass with every step kept, and the saliency of one class.
 
     Parameters
     ----------
     network : Network
-        Any chain of layers with a supported hidden activation; the book's
-        784-50-100-10 sigmoid network is the usual one.
     x : array-like of shape (n_samples, n_inputs) or (n_inputs,)
         Inputs (float in [0, 1] for MNIST); computed in float64.
     target : int or array-like of shape (n_samples,) of int, optional
-        The class whose output to differentiate, for every sample or per
+        The class whose probability to differentiate, for every sample or per
         sample. Default: each sample's predicted class.
 
     Returns
@@ -91,64 +104,45 @@ def explain(
         ``x`` has the wrong shape or holds non-finite values, or ``target``
         is not a class index.
     """
-    batch = network.as_batch(x, np.float64)
-    if not np.isfinite(batch).all():
+    x64 = network.as_batch(x, np.float64)
+    if not np.isfinite(x64).all():
         raise InputError("x holds non-finite values (NaN or infinity)")
-    # The same functions and derivatives /activations serves (right-hand
-    # derivative at a kink, stable for any |a|).
-    activation = activations.get(network.hidden_activation)
-    weights = [w.astype(np.float64) for w in network.weights]
-    biases = [b.astype(np.float64) for b in network.biases]
+    w1, b1, w2, b2, w3, b3 = (v.astype(np.float64) for v in network.params().values())
+    # The same function and derivative /activations serves (stable for any
+    # |a|; float64 stays float64).
+    hidden = activations.get(network.hidden_activation)
 
-    # Forward, keeping each hidden layer's input (a) and output (h).
-    pre: list[F64] = []
-    hidden: list[F64] = []
-    h = batch
-    for w, b in zip(weights[:-1], biases[:-1], strict=True):
-        a = h @ w + b
-        h = np.asarray(activation.fn(a), dtype=np.float64)  # float64 in, out
-        pre.append(a)
-        hidden.append(h)
-    logits: F64 = h @ weights[-1] + biases[-1]
-    softmax = network.output == "softmax"
-    probabilities = (
-        np.asarray(activations.softmax(logits), dtype=np.float64)
-        if softmax
-        else logits.copy()
-    )
-    labels: NDArray[np.intp] = np.argmax(probabilities, axis=1)
+    def h(a: F64) -> F64:
+        return np.asarray(hidden.fn(a), dtype=np.float64)
 
-    n, outputs = probabilities.shape
-    if target is None:
-        targets = labels
-    else:
-        wanted = np.asarray(target)
-        if wanted.dtype.kind not in "iu" or wanted.ndim > 1:
-            raise InputError(f"target must be a class index, got {target!r}")
-        targets = np.broadcast_to(wanted, (n,)).astype(np.intp)
-        if ((targets < 0) | (targets >= outputs)).any():
-            raise InputError(
-                f"target must be in 0..{outputs - 1}, got {wanted.tolist()!r}"
-            )
-    rows = np.arange(n)
+    def dh(a: F64) -> F64:
+        return np.asarray(hidden.grad(a), dtype=np.float64)
 
-    # Backward: the gradient of p[target] with respect to each layer's input.
-    onehot = np.zeros_like(probabilities)
+    a1 = x64 @ w1 + b1
+    z1 = h(a1)
+    a2 = z1 @ w2 + b2
+    z2 = h(a2)
+    a3 = z2 @ w3 + b3
+    y = np.asarray(activations.softmax(a3), dtype=np.float64)
+    labels: NDArray[np.intp] = np.argmax(y, axis=1)
+    targets = _targets(target, labels, y.shape[1])
+
+    # Backward: the gradient of y[target] with respect to each step's input.
+    rows = np.arange(y.shape[0])
+    onehot = np.zeros_like(y)
     onehot[rows, targets] = 1.0
-    if softmax:
-        grad = probabilities[rows, targets][:, None] * (onehot - probabilities)
-    else:
-        grad = onehot
-    grad = grad @ weights[-1].T
-    for i in range(len(hidden) - 1, -1, -1):
-        grad = grad * np.asarray(activation.grad(pre[i]), dtype=np.float64)
-        grad = grad @ weights[i].T
+    da3 = y[rows, targets][:, None] * (onehot - y)
+    dz2 = da3 @ w3.T
+    da2 = dz2 * dh(a2)
+    dz1 = da2 @ w2.T
+    da1 = dz1 * dh(a1)
+    dx: F64 = da1 @ w1.T
 
     return Explanation(
-        hidden=tuple(hidden),
-        logits=logits,
-        probabilities=probabilities,
+        hidden=(z1, z2),
+        logits=a3,
+        probabilities=y,
         labels=labels,
         targets=targets,
-        saliency=grad,
+        saliency=dx,
     )

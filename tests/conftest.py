@@ -38,14 +38,17 @@ def rng() -> np.random.Generator:
 
 
 def random_network(
-    rng: np.random.Generator, sizes: tuple[int, ...] = (784, 50, 100, 10)
+    rng: np.random.Generator,
+    sizes: tuple[int, int, int, int] = (784, 50, 100, 10),
+    hidden_activation: str = "sigmoid",
 ) -> Network:
-    weights = tuple(
-        rng.normal(0, 1 / np.sqrt(n_in), (n_in, n_out)).astype(np.float32)
-        for n_in, n_out in itertools.pairwise(sizes)
-    )
-    biases = tuple(rng.normal(0, 0.1, n).astype(np.float32) for n in sizes[1:])
-    return Network(weights=weights, biases=biases)
+    params = {}
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes), start=1):
+        w = rng.normal(0, 1 / np.sqrt(n_in), (n_in, n_out))
+        params[f"W{i}"] = w.astype(np.float32)
+    for i, n in enumerate(sizes[1:], start=1):
+        params[f"b{i}"] = rng.normal(0, 0.1, n).astype(np.float32)
+    return Network.from_params(params, hidden_activation)
 
 
 @pytest.fixture

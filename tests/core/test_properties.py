@@ -1,7 +1,8 @@
 """Property tests of what the HTTP layer hands to ``core``: any decoded JSON value.
 
-The routes pass client input straight to ``core.activations.evaluate`` and the
-network (``core.batch`` has its own, in ``test_batch.py``). Whatever a client
+The routes pass client input straight to ``core.activations.evaluate`` (the
+network's properties are in ``test_network.py``, ``core.batch``'s in
+``test_batch.py``). Whatever a client
 sends, these must either give an answer of the documented shape and range or
 raise ``InputError`` (a 4xx); any other exception would be a 500.
 """
@@ -19,8 +20,6 @@ from hypothesis.extra import numpy as hnp
 
 from core import activations
 from core.errors import InputError
-from core.network import Network
-from tests.conftest import random_network
 from tests.core.strategies import json_values
 
 FAST = settings(
@@ -31,56 +30,6 @@ FAST = settings(
 )
 
 unit = st.floats(0, 1, width=32)
-
-
-@pytest.fixture(scope="module")
-def network() -> Network:
-    return random_network(np.random.default_rng(0))
-
-
-# --------------------------------------------------------------------------
-# the network
-# --------------------------------------------------------------------------
-
-
-@FAST
-@given(st.integers(1, 12), st.data())
-def test_forward_gives_probability_rows(
-    network: Network, n: int, data: st.DataObject
-) -> None:
-    x = data.draw(hnp.arrays(np.float32, (n, 784), elements=unit))
-    p = network.forward(x)
-    assert p.shape == (n, 10)
-    assert p.dtype == np.float32
-    assert np.isfinite(p).all()
-    assert ((p >= 0) & (p <= 1)).all()
-    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
-    np.testing.assert_array_equal(network.predict(x), p.argmax(axis=1))
-    # Rows are independent: a single image and a shuffled batch agree.
-    i = data.draw(st.integers(0, n - 1))
-    np.testing.assert_allclose(network.forward(x[i]), p[i : i + 1], atol=1e-6)
-    order = data.draw(st.permutations(range(n)))
-    np.testing.assert_allclose(
-        network.forward(x[list(order)]), p[list(order)], atol=1e-6
-    )
-
-
-@FAST
-@given(
-    hnp.arrays(
-        np.float32,
-        (3, 784),
-        elements=st.floats(-(2.0**100), 2.0**100, width=32),
-    )
-)
-def test_forward_stays_finite_far_outside_the_input_range(
-    network: Network, x: np.ndarray
-) -> None:
-    # to_batch keeps inputs in [0, 1]; the network itself must still not blow up.
-    with np.errstate(over="ignore"):
-        p = network.forward(x)
-    assert np.isfinite(p).all()
-    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
 
 
 # --------------------------------------------------------------------------
