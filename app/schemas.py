@@ -19,14 +19,20 @@ from pydantic import (
     WithJsonSchema,
 )
 
-Probabilities = Annotated[list[float], Field(min_length=10, max_length=10)]
+from core.network import IMAGE_SIDE, INPUT_SIZE, NUM_CLASSES
+
+Probabilities = Annotated[
+    list[float], Field(min_length=NUM_CLASSES, max_length=NUM_CLASSES)
+]
 Flat = Annotated[
-    list[Annotated[float, Field(ge=0, le=255)]], Field(min_length=784, max_length=784)
+    list[Annotated[float, Field(ge=0, le=255)]],
+    Field(min_length=INPUT_SIZE, max_length=INPUT_SIZE),
 ]
 Row = Annotated[
-    list[Annotated[float, Field(ge=0, le=255)]], Field(min_length=28, max_length=28)
+    list[Annotated[float, Field(ge=0, le=255)]],
+    Field(min_length=IMAGE_SIDE, max_length=IMAGE_SIDE),
 ]
-Square = Annotated[list[Row], Field(min_length=28, max_length=28)]
+Square = Annotated[list[Row], Field(min_length=IMAGE_SIDE, max_length=IMAGE_SIDE)]
 Image = Flat | Square
 
 
@@ -175,9 +181,9 @@ class ExplainResponse(BaseModel):
         ge=0, le=9, description="The class whose probability `saliency` differentiates."
     )
     probabilities: Probabilities = Field(description="Softmax output, sums to 1.")
-    logits: Annotated[list[float], Field(min_length=10, max_length=10)] = Field(
-        description="The last layer's output before softmax."
-    )
+    logits: Annotated[
+        list[float], Field(min_length=NUM_CLASSES, max_length=NUM_CLASSES)
+    ] = Field(description="The last layer's output before softmax.")
     hidden: list[list[float]] = Field(
         description="Each hidden layer's sigmoid activations, first to last "
         "(50 and 100 values for the book's network)."
