@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from core import activations
+from core import activations, catalogue
 from core.errors import InputError
 from core.network import Network
 
@@ -110,13 +110,13 @@ def explain(
     w1, b1, w2, b2, w3, b3 = (v.astype(np.float64) for v in network.params().values())
     # The same function and derivative /activations serves (stable for any
     # |a|; float64 stays float64).
-    hidden = activations.get(network.hidden_activation)
+    hidden = catalogue.get(network.hidden_activation)
 
     def h(a: F64) -> F64:
-        return np.asarray(hidden.fn(a), dtype=np.float64)
+        return np.asarray(hidden.f(a), dtype=np.float64)
 
     def dh(a: F64) -> F64:
-        return np.asarray(hidden.grad(a), dtype=np.float64)
+        return np.asarray(hidden.df(a), dtype=np.float64)
 
     a1 = x64 @ w1 + b1
     z1 = h(a1)
