@@ -12,7 +12,7 @@ from app.deps import ServiceDep
 from app.errors import InvalidRequestError
 from app.responses import ORJSONResponse
 from app.schemas import ActivationInfo, ActivationRequest, ActivationValues, problem_doc
-from core import activations
+from core import catalogue
 from core.errors import InputError, LimitExceededError
 
 router = APIRouter(prefix="/activations", tags=["activations"])
@@ -45,7 +45,7 @@ async def list_activations() -> list[ActivationInfo]:
             params=dict(a.params),
             notes=a.notes,
         )
-        for a in activations.ACTIVATIONS.values()
+        for a in catalogue.ACTIVATIONS.values()
     ]
 
 
@@ -53,7 +53,7 @@ def _answer(name: str, x: Any, params: Mapping[str, Any], limit: int) -> ORJSONR
     size = len(x) if isinstance(x, list) else int(np.size(x))
     if size > limit:
         raise LimitExceededError(f"{size} points is over the limit of {limit}")
-    activation, used, xs, y, dy = activations.evaluate(name, x, params)
+    activation, used, xs, y, dy = catalogue.evaluate(name, x, params)
     return ORJSONResponse(
         {"name": activation.name, "params": used, "x": xs, "y": y, "dy": dy}
     )
@@ -95,7 +95,7 @@ async def activation_values(
     k: Annotated[int | None, Query(description="maxout: group size.")] = None,
 ) -> ORJSONResponse:
     """y and dy/dx at points given as ?x=... or as a grid ?start=&stop=&num=."""
-    activations.get(name)  # 404 for an unknown name before anything else
+    catalogue.get(name)  # 404 for an unknown name before anything else
     limit = service.settings.max_activation_points
     params: dict[str, float] = {}
     for key, raw in request.query_params.multi_items():
@@ -126,6 +126,6 @@ async def activation_values_post(
     service: ServiceDep, name: NamePath, body: ActivationRequest
 ) -> ORJSONResponse:
     """y and dy/dx at many points: {"x": [...], <params>} in a JSON body."""
-    activations.get(name)
+    catalogue.get(name)
     params = dict(body.model_extra or {})
     return _answer(name, body.x, params, service.settings.max_activation_points)

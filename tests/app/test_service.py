@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.schemas import ActivationInfo, ActivationValues, ModelInfo
 from app.settings import Settings
-from core import activations
+from core import catalogue
 from core.errors import WeightsError
 from core.weights import sha256_file
 from tests.app.conftest import assert_problem
@@ -110,7 +110,7 @@ def test_activation_errors(
         in (problem["detail"] + json.dumps(problem.get("errors"))).lower()
     )
     if status == 404 and "valid" in problem:
-        assert problem["valid"] == activations.names()
+        assert problem["valid"] == catalogue.names()
 
 
 def test_post_non_finite_is_422_without_echo(client: TestClient) -> None:
