@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from core.errors import CoreError
+from core.errors import CoreError, InputError
 from core.mnist import load_mnist, to_float
-from core.network import NUM_CLASSES, Network
+from core.network import HIDDEN_ACTIVATIONS, NUM_CLASSES, Network
 from core.weights import load_network
 
 
@@ -53,13 +53,23 @@ def evaluate(
 
     Parameters
     ----------
+    network : Network
     images : ndarray of shape (n, 28, 28), uint8
     labels : ndarray of shape (n,), uint8
     batch_size : int
         Rows per forward call; the result does not depend on it.
+
+    Returns
+    -------
+    Evaluation
+
+    Raises
+    ------
+    InputError
+        ``batch_size`` below 1.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     predicted = np.concatenate(
         [
             network.predict(to_float(images[start : start + batch_size]))
@@ -77,7 +87,7 @@ def evaluate(
 
 
 def format_report(result: Evaluation) -> str:
-    """The accuracy line, a per-class table and the confusion matrix as text."""
+    """The accuracy line, a per-class table and the confusion matrix, as text."""
     lines = [
         f"accuracy {result.accuracy:.4f} ({result.correct}/{result.total})",
         "",
@@ -98,6 +108,7 @@ def format_report(result: Evaluation) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; 0 on success, 1 on a bad weights or data file."""
     parser = argparse.ArgumentParser(
         prog="python -m core.evaluate",
         description="Accuracy of a weights file on the MNIST test set.",
@@ -114,11 +125,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--split", choices=("t10k", "train"), default="t10k", help="which MNIST split"
     )
+    parser.add_argument(
+        "--activation",
+        choices=tuple(HIDDEN_ACTIVATIONS),
+        default=None,
+        help="hidden activation the weights were trained with; default: what the "
+        "file records (a .pkl records none: sigmoid)",
+    )
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     try:
-        network = load_network(args.weights)
+        network = load_network(args.weights, hidden_activation=args.activation)
         images, labels = load_mnist(args.data, args.split)
     except CoreError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

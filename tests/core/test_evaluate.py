@@ -5,10 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import InputError
 from core.evaluate import evaluate, main
 from core.network import Network
 from core.weights import load_network
 from tests.conftest import MNIST_DIR
+from tests.core.conftest import write_idx
 
 
 @pytest.mark.parametrize("batch_size", [1, 100, 333, 10000])
@@ -64,6 +66,33 @@ def test_cli_errors(
                 "0",
             ]
         )
+
+
+def test_activation_option_overrides_a_pickle(
+    weights_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The pickle holds sigmoid weights; told they are relu, the answers change.
+    images = np.random.default_rng(4).integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    labels = np.arange(40, dtype=np.uint8) % 10
+    write_idx(tmp_path, "t10k", images, labels)
+    args = ["--weights", str(weights_file), "--data", str(tmp_path)]
+    assert main(args) == 0
+    as_sigmoid = capsys.readouterr().out
+    assert main([*args, "--activation", "relu"]) == 0
+    as_relu = capsys.readouterr().out
+    assert as_relu != as_sigmoid
+    sigmoid = load_network(weights_file)
+    relu = load_network(weights_file, hidden_activation="relu")
+    x = images.reshape(40, 784).astype(np.float32) / 255
+    for out, network in ((as_sigmoid, sigmoid), (as_relu, relu)):
+        correct = int((network.predict(x) == labels).sum())
+        assert out.startswith(f"accuracy {correct / 40:.4f} ({correct}/40)")
+
+
+def test_bad_batch_size_is_an_input_error(tiny_network: Network) -> None:
+    images = np.zeros((2, 28, 28), np.uint8)
+    with pytest.raises(InputError, match="batch_size must be >= 1"):
+        evaluate(tiny_network, images, np.zeros(2, np.uint8), batch_size=0)
 
 
 def test_confusion_counts(tiny_network: Network, rng: np.random.Generator) -> None:
