@@ -30,7 +30,7 @@ def test_core_run_compares_every_implementation(weights_file: Path) -> None:
         target=0.001,
         batches=(1, 100, 300),
     )
-    impls = {"mnist-serve core", "book loop (ch03)"}
+    impls = {"mnist-serve core", "core forward_reference", "book loop (ch03)"}
     if onnx_model.available():
         impls.add("onnxruntime")
     assert {r["impl"] for r in result["rows"]} == impls
@@ -56,12 +56,15 @@ def test_core_ratios_follow_the_issue_targets() -> None:
          "images_per_s": 1.2e6, "call_us": 1.0},
         {"impl": "onnxruntime", "batch": 1, "threads": 1,
          "images_per_s": 1.0, "call_us": 10.0},
+        {"impl": "core forward_reference", "batch": 1, "threads": 1,
+         "images_per_s": 0.5, "call_us": 26.0},
     ]  # fmt: skip
     got = {r["target"]: (round(r["ratio"], 3), r["met"]) for r in core.ratios(rows)}
     assert got == {
         "batch 10,000 vs onnxruntime (1 thr)": (1.25, True),
         "batch 10,000 vs book batch-100 loop (1 thr)": (1.5, True),
         "single-image latency / onnxruntime's (1 thr)": (1.3, False),
+        "fast path vs forward_reference, batch 1 (1 thr)": (2.0, True),
     }
 
 
