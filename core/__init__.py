@@ -5,10 +5,11 @@ benchmarks without the HTTP layer.
 """
 
 from core.errors import CoreError, InputError, WeightsError
-from core.network import INPUT_SIZE, NUM_CLASSES, Network
+from core.network import IMAGE_SIDE, INPUT_SIZE, NUM_CLASSES, Network
 from core.weights import load_network, load_weights, save_network
 
 __all__ = [
+    "IMAGE_SIDE",
     "INPUT_SIZE",
     "NUM_CLASSES",
     "CoreError",
