@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import pickle
 import struct
 from pathlib import Path
 
@@ -75,3 +76,9 @@ def write_idx(
     (directory / f"{kind}-labels-idx1-ubyte.gz").write_bytes(
         gzip.compress(header + labels.tobytes())
     )
+
+
+def write_pickle(path: Path, obj: object, protocol: int = 3) -> Path:
+    with path.open("wb") as f:
+        pickle.dump(obj, f, protocol=protocol)
+    return path

@@ -13,7 +13,8 @@ from core.mnist import to_float
 from core.network import Network
 from core.train import data as data_module
 from core.train.cli import main
-from core.weights import BOOK_KEYS, _ArrayUnpickler, load_weights, sha256_file
+from core.weight_formats import ArrayUnpickler
+from core.weights import BOOK_KEYS, load_weights, sha256_file
 from tests.conftest import PROJECT_ROOT
 from tests.core.conftest import BOOK_SHAPES, synthetic_digits, write_idx
 
@@ -143,7 +144,7 @@ def test_cli_refuses_a_pickle_for_relu_before_training(
 
 def test_shipped_weights_have_the_book_format() -> None:
     data = SHIPPED.read_bytes()
-    raw = _ArrayUnpickler(io.BytesIO(data), budget=len(data)).load()
+    raw = ArrayUnpickler(io.BytesIO(data), budget=len(data)).load()
     assert isinstance(raw, dict)
     assert tuple(raw) == BOOK_KEYS
     for key, value in raw.items():
