@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -26,7 +28,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8000)")
     parser.add_argument("--workers", type=int, help="worker processes (default 1)")
-    parser.add_argument("--weights", type=Path, help="weights file (.pkl or .npz)")
+    parser.add_argument(
+        "--model-repository",
+        type=Path,
+        help="a model repository: DIR/<name>/<version>/weights.pkl|npz "
+        "(default: the shipped models)",
+    )
+    parser.add_argument(
+        "--weights", type=Path, help="one weights file (.pkl or .npz) as model mnist"
+    )
+    parser.add_argument(
+        "--model",
+        dest="models",
+        type=_named_path,
+        action="append",
+        metavar="NAME=PATH",
+        help="one more single-file model, e.g. book=sample_weight.pkl (repeatable)",
+    )
+    parser.add_argument("--default-model", help="the model of requests naming none")
+    parser.add_argument(
+        "--model-control",
+        choices=("none", "poll", "explicit"),
+        help="none (default): load at startup; poll: follow the files; "
+        "explicit: load/unload on request",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
     access = parser.add_mutually_exclusive_group()
     access.add_argument(
@@ -50,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _named_path(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, Path(path).expanduser().resolve()
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     sys.exit(0)
 
@@ -60,10 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides: dict[str, Any] = {
         key: value for key, value in vars(args).items() if value is not None
     }
-    if "weights" in overrides:
-        overrides["weights"] = overrides["weights"].expanduser().resolve()
+    for key in ("weights", "model_repository"):
+        if key in overrides:
+            overrides[key] = overrides[key].expanduser().resolve()
+    if "models" in overrides:
+        overrides["models"] = dict(overrides["models"])
 
-    from app.models import load_model
+    from app.service import build_service, load_models
     from app.settings import Settings, export
     from core.errors import CoreError
 
@@ -78,17 +113,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    path = settings.resolved_weights()
+    # Fail fast, with one line, before uvicorn starts any worker. The
+    # repository's own log lines would repeat it: they wait for the workers.
+    quiet = logging.getLogger("mnist_serve")
+    quiet.disabled = True
     try:
-        # Fail fast, with one line, before uvicorn starts any worker.
-        load_model(path, max_bytes=settings.weights_max_bytes)
+        asyncio.run(load_models(build_service(settings)))
     except CoreError as exc:
-        print(
-            f"mnist-serve: cannot load weights {path}: {exc.message}", file=sys.stderr
-        )
+        print(f"mnist-serve: cannot load weights: {exc.message}", file=sys.stderr)
         return 2
+    finally:
+        quiet.disabled = False
+    if settings.model_control == "explicit" and settings.workers > 1:
+        # Where one worker writes a load or unload down for the others.
+        control = Path(tempfile.mkdtemp(prefix="mnist-serve-control-")) / "models.json"
+        settings = settings.model_copy(update={"control_file": control})
     # Every worker process rebuilds these exact settings from the environment.
-    export(settings.model_copy(update={"weights": path}))
+    export(settings)
 
     import uvicorn
 

@@ -81,6 +81,18 @@ class NotFoundError(ServiceError):
     """No such resource: a route, a static file, a model."""
 
 
+class ModelLoadError(ServiceError):
+    """The repository's files for a model cannot be loaded (a load request)."""
+
+
+class UnauthorizedError(ServiceError):
+    """No credentials where the route needs them."""
+
+
+class ForbiddenError(ServiceError):
+    """Credentials that do not grant this, or an action the mode forbids."""
+
+
 class BodyTooLargeError(ServiceError):
     """The body is over the configured size limit."""
 
@@ -103,7 +115,7 @@ class Kind:
 
     status: int
     type: str
-    retry: bool = False  # a 503 that clears by itself: say when to come back
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 ERRORS: dict[type[BaseException], Kind] = {
@@ -122,10 +134,16 @@ ERRORS: dict[type[BaseException], Kind] = {
     RequestValidationError: Kind(422, "invalid-input"),
     UnsupportedMediaTypeError: Kind(415, "unsupported-media-type"),
     NotFoundError: Kind(404, "not-found"),
+    ModelLoadError: Kind(409, "model-load-failed"),
+    UnauthorizedError: Kind(
+        401, "unauthorized", (("WWW-Authenticate", 'Bearer realm="mnist-serve"'),)
+    ),
+    ForbiddenError: Kind(403, "forbidden"),
     BodyTooLargeError: Kind(413, "body-too-large"),
     BodyTimeoutError: Kind(408, "body-timeout"),
-    BusyError: Kind(503, "unavailable", retry=True),
-    NotReadyError: Kind(503, "not-ready", retry=True),
+    # 503s that clear by themselves: say when to come back.
+    BusyError: Kind(503, "unavailable", (("Retry-After", "1"),)),
+    NotReadyError: Kind(503, "not-ready", (("Retry-After", "1"),)),
 }
 
 # Starlette's own HTTPExceptions (router 404/405, a few of its parsers) have a
@@ -180,7 +198,7 @@ def describe(
     if isinstance(exc, pydantic.ValidationError):  # a codec's, on the body
         return _validation_failure(exc.errors(), in_body=True)
     kind = kind_of(exc)
-    headers = {"Retry-After": "1"} if kind.retry else {}
+    headers = dict(kind.headers)
     if kind.status == 500:
         return Failure(
             500,

@@ -8,9 +8,10 @@ none of them touches a network directly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +22,14 @@ from core.batch import Batch
 from core.explain import Explanation, explain
 
 T = TypeVar("T")
+
+
+class Observer(Protocol):
+    """Where inference is recorded besides each model's statistics (the metrics)."""
+
+    def observe_inference(
+        self, model: str, version: int, rows: int, seconds: float
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,27 +61,27 @@ class Inference:
     inline_rows : int
         Batches up to this many rows run on the event loop: below about a
         thousand rows the hop to a worker thread costs more than it frees.
-    observe_batch : callable or None
-        Called with the rows of every forward pass (the metrics).
+    observer : Observer or None
+        Told of every forward pass (the metrics).
     """
 
     def __init__(
-        self,
-        models: Models,
-        *,
-        inline_rows: int,
-        observe_batch: Callable[[int], None] | None = None,
+        self, models: Models, *, inline_rows: int, observer: Observer | None = None
     ) -> None:
         self.models = models
         self.inline_rows = inline_rows
-        self.observe_batch = observe_batch
+        self.observer = observer
 
     async def predict(
         self, batch: Batch, model: str | None = None, version: str | None = None
     ) -> Prediction:
-        """Probabilities and labels of every image in ``batch``."""
+        """Probabilities and labels of every image in ``batch``.
+
+        ``model`` and ``version`` pick the model (default: the default model's
+        newest version); the answer says which one answered.
+        """
         found = self.models.get(model, version)
-        probabilities = await self._run(batch.rows, found.network.forward, batch.x)
+        probabilities = await self._run(found, batch, found.network.forward)
         labels = probabilities.argmax(axis=1).astype(np.int64)
         return Prediction(found, probabilities, labels)
 
@@ -86,15 +95,27 @@ class Inference:
         """Every layer's output and the saliency of ``target`` for one image."""
         found = self.models.get(model, version)
         result = await self._run(
-            batch.rows, lambda x: explain(found.network, x, target), batch.x
+            found, batch, lambda x: explain(found.network, x, target)
         )
         return found, result
 
     async def _run(
-        self, rows: int, fn: Callable[[NDArray[np.float32]], T], x: NDArray[np.float32]
+        self, model: Model, batch: Batch, fn: Callable[[NDArray[np.float32]], T]
     ) -> T:
-        if self.observe_batch is not None:
-            self.observe_batch(rows)
-        if rows <= self.inline_rows:
-            return fn(x)
-        return await run_in_threadpool(fn, x)
+        stats = self.models.stats(model)
+        start = time.perf_counter_ns()
+        try:
+            if batch.rows <= self.inline_rows:
+                out = fn(batch.x)
+            else:
+                out = await run_in_threadpool(fn, batch.x)
+        except BaseException:
+            stats.record(batch.rows, time.perf_counter_ns() - start, ok=False)
+            raise
+        ns = time.perf_counter_ns() - start
+        stats.record(batch.rows, ns, ok=True)
+        if self.observer is not None:
+            self.observer.observe_inference(
+                model.name, model.version, batch.rows, ns / 1e9
+            )
+        return out

@@ -12,6 +12,7 @@ any of them leave through the error edge (``app.errors``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,17 +21,22 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import errors
-from app.codecs import Limits
-from app.deps import Service
-from app.inference import Inference
-from app.metrics import Metrics
 from app.middleware import GuardMiddleware, MetricsMiddleware
-from app.models import Models, load_model
-from app.routes import activations, docs, explain, health, model, predict, ui, v2
+from app.routes import (
+    activations,
+    docs,
+    explain,
+    health,
+    models,
+    predict,
+    repository,
+    ui,
+    v2,
+)
 from app.routes import metrics as metrics_route
+from app.service import Service, build_service, load_models
 from app.settings import Settings
 from core.errors import CoreError
-from core.images import ImageLimits
 
 logger = logging.getLogger("mnist_serve")
 
@@ -54,24 +60,25 @@ def _limit_blas_threads(threads: int) -> Any:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: Service = app.state.service
     settings = service.settings
-    path = settings.resolved_weights()
     limiter = _limit_blas_threads(settings.blas_threads)
     try:
-        loaded = load_model(path, max_bytes=settings.weights_max_bytes)
+        await load_models(service)
     except CoreError as exc:
         # One line that says why; the process must not serve without a network.
-        logger.error("cannot start: weights %s: %s", path, exc.message)
+        logger.error("cannot start: %s", exc.message)
         raise
-    service.models.serve(loaded)
-    logger.info(
-        "serving %s (%s, sha256 %s…)",
-        path,
-        loaded.weights.format,
-        loaded.weights.sha256[:12],
-    )
+    tasks = []
+    if settings.model_control == "poll":
+        tasks.append(
+            asyncio.create_task(service.repository.poll(settings.poll_seconds))
+        )
+    if settings.model_control == "explicit" and settings.control_file is not None:
+        tasks.append(asyncio.create_task(service.repository.follow()))
     try:
         yield
     finally:
+        for task in tasks:
+            task.cancel()
         service.models.clear()
         if limiter is not None:
             limiter.restore_original_limits()
@@ -89,40 +96,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    models = Models()
-    metrics = Metrics(models) if settings.metrics else None
-    app.state.metrics = metrics
-    app.state.service = Service(
-        settings=settings,
-        limits=Limits(
-            max_rows=settings.max_batch_size,
-            max_parts=settings.max_upload_parts,
-            max_part_bytes=settings.max_part_bytes,
-            image=ImageLimits(
-                max_pixels=settings.max_image_pixels,
-                max_bytes=settings.max_body_bytes,
-            ),
-        ),
-        models=models,
-        inference=Inference(
-            models,
-            inline_rows=settings.inline_rows,
-            observe_batch=metrics.observe_batch if metrics else None,
-        ),
-    )
+    service = build_service(settings)
+    app.state.service = service
+    app.state.metrics = service.metrics
     errors.install(app)
-    for router in (predict, explain, activations, model, health, v2, ui, docs):
-        app.include_router(router.router)
+    for module in (
+        predict,
+        explain,
+        activations,
+        models,
+        health,
+        v2,
+        repository,
+        ui,
+        docs,
+    ):
+        app.include_router(module.router)
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,
         max_concurrency=settings.max_concurrency,
     )
-    if metrics is not None:
+    if service.metrics is not None:
         app.include_router(metrics_route.router)
         # Outermost: counts what the guard refuses too.
-        app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
+        app.add_middleware(
+            MetricsMiddleware, metrics=service.metrics, routes=app.router.routes
+        )
     return app
 
 

@@ -7,10 +7,12 @@
   unknown methods count as ``other``, so clients cannot grow the label set.
 * ``mnist_serve_http_requests_in_flight``: requests being read, computed or
   answered right now (a scrape counts itself).
-* ``mnist_serve_inference_batch_size``: rows per forward pass (histogram).
-* ``mnist_serve_images_processed_total``: images through the network.
-* ``mnist_serve_model_info{name, file, format, sha256, source} 1`` and
-  ``mnist_serve_model_ready``: what is served, read at scrape time.
+* ``mnist_serve_inference_batch_size{model, version}``: rows per forward pass,
+  ``mnist_serve_images_processed_total{model, version}``: images classified,
+  ``mnist_serve_inference_duration_seconds{model, version}``: compute time.
+* ``mnist_serve_model_load_failures_total{model}``: files that failed to load.
+* ``mnist_serve_model_info{name, version, file, format, sha256, source} 1``
+  and ``mnist_serve_model_ready``: what is served, read at scrape time.
 
 With several workers (``PROMETHEUS_MULTIPROC_DIR`` set; ``mnist-serve
 --workers N`` sets it to a fresh directory) counters and histograms are written
@@ -76,13 +78,13 @@ class ModelInfoCollector(Collector):
             "mnist_serve_model_info",
             "The served model: weights file, format, sha256 and source (book, "
             "project or custom); the value is always 1.",
-            labels=["name", "file", "format", "sha256", "source"],
+            labels=["name", "version", "file", "format", "sha256", "source"],
         )
         for model in self.models:
             weights = model.weights
             info.add_metric(
-                [model.name, weights.path.name, weights.format, weights.sha256,
-                 model.source],
+                [model.name, str(model.version), weights.path.name, weights.format,
+                 weights.sha256, model.source],
                 1,
             )  # fmt: skip
         yield info
@@ -128,13 +130,28 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "mnist_serve_inference_batch_size",
-            "Images per forward pass of the network.",
+            "Images per forward pass of the network, by model and version.",
+            ["model", "version"],
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
         self.images = Counter(
             "mnist_serve_images_processed",
-            "Images classified by the network.",
+            "Images classified, by model and version.",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.inference_latency = Histogram(
+            "mnist_serve_inference_duration_seconds",
+            "Time of one forward pass (or explanation), by model and version.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.load_failures = Counter(
+            "mnist_serve_model_load_failures",
+            "Weights files that failed to load or self-test, by model.",
+            ["model"],
             registry=registry,
         )
         if multi:
@@ -144,6 +161,7 @@ class Metrics:
             self.registry = own
         self.registry.register(ModelInfoCollector(models))
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._inference: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
 
     def observe_request(
         self, method: str, route: str, status: int, seconds: float
@@ -157,9 +175,25 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def observe_batch(self, rows: int) -> None:
-        self.batch_size.observe(rows)
-        self.images.inc(rows)
+    def observe_inference(
+        self, model: str, version: int, rows: int, seconds: float
+    ) -> None:
+        key = (model, version)
+        children = self._inference.get(key)
+        if children is None:
+            labels = (model, str(version))
+            children = (
+                self.batch_size.labels(*labels),
+                self.images.labels(*labels),
+                self.inference_latency.labels(*labels),
+            )
+            self._inference[key] = children
+        children[0].observe(rows)
+        children[1].inc(rows)
+        children[2].observe(seconds)
+
+    def observe_load_failure(self, model: str) -> None:
+        self.load_failures.labels(model).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

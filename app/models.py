@@ -1,16 +1,18 @@
-"""What the service serves: models, their versions, and where their weights came from.
+"""What the service serves: models, their versions, and what they have done.
 
 A :class:`Model` is one loaded, self-tested weights file under a name and a
 version. :class:`Models` is the set the inference path looks a request's model
-up in; every transport (``/predict``, ``/explain``, ``/v2``) asks it, never a
-global.
+up in; every transport (``/predict``, ``/explain``, ``/v2``, gRPC) asks it,
+never a global. It changes only by swapping in a whole new mapping, so a
+request that has its model keeps it, whatever is loaded or unloaded meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -18,10 +20,7 @@ import numpy as np
 from app.errors import NotFoundError, NotReadyError, clip
 from core.errors import WeightsError
 from core.network import INPUT_SIZE, Network
-from core.weights import LoadedWeights, load_weights
-
-DEFAULT_MODEL = "mnist"
-DEFAULT_VERSION = "1"
+from core.weights import LoadedWeights
 
 # The book's own sample_weight.pkl (../shared/data/book), recognised by its
 # bytes, and the test accuracy it is known for.
@@ -35,21 +34,19 @@ class Model:
 
     Attributes
     ----------
-    name, version : str
+    name : str
+    version : int
+        Positive; the newest ready version answers requests that name none.
     weights : LoadedWeights
         The network and its file's format, sha256, size and provenance.
-    source : {"book", "project", "custom"}
-        The book's file, a file this project trained (provenance attached),
-        or anything else.
-    test_accuracy : float or None
-        Measured MNIST test accuracy, when known.
+    description : str or None
+        From the repository's ``model.json``.
     """
 
     name: str
-    version: str
+    version: int
     weights: LoadedWeights
-    source: str
-    test_accuracy: float | None
+    description: str | None = None
 
     @property
     def network(self) -> Network:
@@ -58,17 +55,23 @@ class Model:
     @property
     def activations(self) -> list[str]:
         """Each layer's activation, e.g. ``["sigmoid", "sigmoid", "softmax"]``."""
-        hidden = len(self.network.layer_sizes) - 2
-        return [self.network.hidden_activation] * hidden + ["softmax"]
+        return [self.network.hidden_activation] * 2 + ["softmax"]
 
+    @property
+    def source(self) -> str:
+        """``book`` (the book's file), ``project`` (trained here, provenance
+        attached) or ``custom``."""
+        if self.weights.sha256 == BOOK_SHA256:
+            return "book"
+        return "project" if self.weights.provenance is not None else "custom"
 
-def _source(weights: LoadedWeights) -> tuple[str, float | None]:
-    if weights.sha256 == BOOK_SHA256:
-        return "book", BOOK_TEST_ACCURACY
-    if weights.provenance is not None:
-        accuracy: Any = weights.provenance.get("test_accuracy")
-        return "project", accuracy if isinstance(accuracy, float) else None
-    return "custom", None
+    @property
+    def test_accuracy(self) -> float | None:
+        """Measured MNIST test accuracy, when known."""
+        if self.weights.sha256 == BOOK_SHA256:
+            return BOOK_TEST_ACCURACY
+        accuracy: Any = (self.weights.provenance or {}).get("test_accuracy")
+        return accuracy if isinstance(accuracy, float) else None
 
 
 def self_test(network: Network) -> None:
@@ -81,8 +84,9 @@ def self_test(network: Network) -> None:
         differ from single ones.
     """
     x = np.random.default_rng(0).random((8, INPUT_SIZE), dtype=np.float32)
-    batch = network.forward(x)
-    single = network.forward(x[0])
+    with np.errstate(all="ignore"):  # bad weights may overflow: that is the test
+        batch = network.forward(x)
+        single = network.forward(x[0])
     if not np.isfinite(batch).all():
         raise WeightsError("self-test: the network produced non-finite output")
     if not np.allclose(batch.sum(axis=1), 1.0, atol=1e-4):
@@ -91,66 +95,119 @@ def self_test(network: Network) -> None:
         raise WeightsError("self-test: single and batch answers differ")
 
 
-def load_model(
-    path: Path,
-    *,
-    max_bytes: int,
-    name: str = DEFAULT_MODEL,
-    version: str = DEFAULT_VERSION,
-) -> Model:
-    """Load, check and self-test a weights file as a model.
+@dataclass(slots=True)
+class Stats:
+    """What one model version has done (Triton's statistics extension)."""
 
-    Raises
-    ------
-    WeightsError
-        Anything wrong with the file or the network it holds.
-    """
-    weights = load_weights(path, max_bytes)
-    self_test(weights.network)
-    source, accuracy = _source(weights)
-    return Model(name, version, weights, source, accuracy)
+    inference_count: int = 0  # images
+    execution_count: int = 0  # forward passes
+    success_count: int = 0
+    success_ns: int = 0
+    fail_count: int = 0
+    fail_ns: int = 0
+    last_inference_ms: int = 0
+
+    def record(self, rows: int, ns: int, ok: bool) -> None:
+        self.last_inference_ms = time.time_ns() // 1_000_000
+        if ok:
+            self.inference_count += rows
+            self.execution_count += 1
+            self.success_count += 1
+            self.success_ns += ns
+        else:
+            self.fail_count += 1
+            self.fail_ns += ns
+
+
+Serving = Mapping[str, Mapping[int, Model]]
 
 
 class Models:
-    """The models being served; empty until the lifespan has loaded them."""
+    """The models being served; empty until the lifespan has loaded them.
 
-    def __init__(self) -> None:
-        self._models: dict[str, Model] = {}
+    Parameters
+    ----------
+    default : str
+        The model of requests that name none.
+    """
 
-    def serve(self, model: Model) -> None:
-        self._models[model.name] = model
+    def __init__(self, default: str) -> None:
+        self.default = default
+        self._serving: Serving = MappingProxyType({})
+        self._stats: dict[tuple[str, int], Stats] = {}
+
+    @property
+    def serving(self) -> Serving:
+        """A snapshot: name -> version -> model."""
+        return self._serving
+
+    def swap(self, serving: Mapping[str, Mapping[int, Model]]) -> None:
+        """Serve exactly ``serving`` from now on (one assignment: atomic)."""
+        self._serving = MappingProxyType(
+            {
+                name: MappingProxyType(dict(sorted(versions.items())))
+                for name, versions in sorted(serving.items())
+                if versions
+            }
+        )
 
     def clear(self) -> None:
-        self._models.clear()
+        self.swap({})
 
     @property
     def ready(self) -> bool:
-        return bool(self._models)
+        """True when the default model has a version to answer with."""
+        return self.default in self._serving
 
     def __iter__(self) -> Iterator[Model]:
-        return iter(list(self._models.values()))
+        """Every served version, by name then version."""
+        for versions in self._serving.values():
+            yield from versions.values()
 
-    def get(self, name: str | None = None, version: str | None = None) -> Model:
-        """The model that answers a request naming ``name`` (default: the default).
+    def stats(self, model: Model) -> Stats:
+        key = (model.name, model.version)
+        found = self._stats.get(key)
+        if found is None:
+            found = self._stats[key] = Stats()
+        return found
+
+    def get(self, name: str | None = None, version: str | int | None = None) -> Model:
+        """The model that answers a request naming ``name`` and ``version``.
+
+        The default model when ``name`` is None or empty, its newest version
+        when ``version`` is None or empty.
 
         Raises
         ------
         NotReadyError
-            Nothing is loaded yet.
+            Nothing is served yet (startup).
         NotFoundError
-            No such model or version.
+            No such model or version; the message names those that exist.
         """
-        if not self._models:
+        serving = self._serving
+        if not serving:
             raise NotReadyError("the model is not loaded yet")
-        model = self._models.get(name or DEFAULT_MODEL)
-        if model is None:
-            served = ", ".join(repr(m) for m in self._models)
+        # "" is "not named", as Triton's clients send an empty version.
+        name = name or self.default
+        version = version if version != "" else None
+        versions = serving.get(name)
+        if versions is None:
+            served = ", ".join(repr(n) for n in serving)
+            raise NotFoundError(f"unknown model {clip(name)!r}; models: {served}")
+        if version is None:
+            return versions[max(versions)]
+        number = _version_number(version)
+        if number is None or number not in versions:
+            listed = ", ".join(repr(str(v)) for v in versions)
             raise NotFoundError(
-                f"unknown model {clip(name or '')!r}; this server serves {served}"
+                f"unknown version {clip(str(version))!r} of model {name!r}; "
+                f"versions: {listed}"
             )
-        if version is not None and version != model.version:
-            raise NotFoundError(
-                f"unknown version {clip(version)!r} of model {model.name!r}; "
-                f"versions: [{model.version!r}]"
-            )
-        return model
+        return versions[number]
+
+
+def _version_number(version: str | int) -> int | None:
+    if isinstance(version, int):
+        return version
+    plain = version.isascii() and version.isdigit() and len(version) < 10
+    return int(version) if plain else None

@@ -1,14 +1,30 @@
-"""OpenAPI fragments shared by the routes that read images like /predict."""
+"""Parameters and OpenAPI fragments shared by the routes that read images like /predict."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from fastapi import Query
 from pydantic import BaseModel
 
 from app.codecs import IMAGE_TYPES
+from app.models import Model
 from core.network import IMAGE_SHAPE
+
+ModelQuery = Annotated[
+    str | None,
+    Query(description="The model to ask (GET /models); default: the default model."),
+]
+VersionQuery = Annotated[
+    str | None,
+    Query(description="A version of the model; default: its newest ready version."),
+]
+
+
+def answered_by(model: Model) -> dict[str, str]:
+    """Headers that say which model and version answered."""
+    return {"X-Model": model.name, "X-Model-Version": str(model.version)}
 
 
 def example_stroke() -> list[list[float]]:

@@ -145,8 +145,22 @@ class WeightsInfo(BaseModel):
     )
 
 
+class ModelSummary(BaseModel):
+    name: str
+    versions: list[str] = Field(description="Served versions, oldest first.")
+    default: bool = Field(description="Answers requests that name no model.")
+    ready: bool
+    description: str | None
+    hidden_activation: str = Field(description="sigmoid, relu or tanh.")
+    test_accuracy: float | None = Field(
+        None, description="Measured MNIST test accuracy of the newest version."
+    )
+
+
 class ModelInfo(BaseModel):
     name: str
+    version: str
+    description: str | None = None
     layers: list[int]
     activations: list[str]
     parameters: int

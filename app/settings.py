@@ -13,13 +13,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import weights as shipped_weights
 from core.weights import MAX_WEIGHTS_BYTES
 
 MiB = 1024 * 1024
+DEFAULT_MODEL = "mnist"
 ENV_PREFIX = "MNIST_SERVE_"
 
 
@@ -37,10 +38,31 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1)
     """Worker processes (``--workers``); each loads the model and serves the port."""
 
+    model_repository: Path | None = None
+    """A model repository (Triton's layout): ``DIR/<name>/<version>/weights.pkl``
+    (or ``.npz``) and an optional ``DIR/<name>/model.json``. Default: the
+    models shipped with the package, unless ``weights`` is given."""
     weights: Path | None = None
-    """Weights file: a book-format ``.pkl`` or an ``.npz`` with the same keys
-    (a relative path is relative to the working directory). Default: the
-    project's own ``sample_weight.pkl``, installed with the package."""
+    """One weights file served as model ``mnist``, version 1, instead of a
+    repository: a book-format ``.pkl`` or an ``.npz`` with the same keys (a
+    relative path is relative to the working directory)."""
+    models: dict[str, Path] = {}
+    """More single-file models, by name (``--model book=PATH``; in the
+    environment a JSON object), served as version 1 next to the others."""
+    default_model: str | None = None
+    """The model of requests that name none: ``mnist``, or the only model."""
+    model_control: Literal["none", "poll", "explicit"] = "none"
+    """``none``: load at startup, never change; ``poll``: rescan every
+    ``poll_seconds`` (new versions load, removed ones unload, changed files
+    reload); ``explicit``: load at startup, then only on load/unload requests."""
+    poll_seconds: float = Field(5.0, gt=0)
+    """Seconds between two scans of the repository in ``poll`` mode."""
+    control_file: Path | None = None
+    """Set by ``mnist-serve --workers N`` in ``explicit`` mode: where one worker
+    writes a load or unload down for the others to follow."""
+    admin_token: SecretStr | None = None
+    """Bearer token of the repository endpoints (index, load, unload); without
+    one they answer 403. Set it in the environment, not on a command line."""
     weights_max_bytes: int = Field(MAX_WEIGHTS_BYTES, gt=0)
     """Refuse weight files larger than this."""
 
@@ -80,11 +102,18 @@ class Settings(BaseSettings):
     metrics: bool = True
     """Serve Prometheus metrics at /metrics and count every request (a few µs each)."""
 
-    def resolved_weights(self) -> Path:
-        """The weights path: the given one, absolute, or the shipped file."""
-        if self.weights is None:
-            return shipped_weights.shipped()
-        return self.weights.expanduser().resolve()
+    def model_files(self) -> dict[str, Path]:
+        """Single-file models (``weights`` as ``mnist``, then ``models``), absolute."""
+        files = {} if self.weights is None else {DEFAULT_MODEL: self.weights}
+        files.update(self.models)
+        return {name: path.expanduser().resolve() for name, path in files.items()}
+
+    def repository(self) -> Path | None:
+        """The repository directory: the given one, the shipped one, or none
+        when only single files are served."""
+        if self.model_repository is not None:
+            return self.model_repository.expanduser().resolve()
+        return None if self.weights is not None else shipped_weights.shipped()
 
 
 def export(settings: Settings) -> None:
@@ -94,7 +123,10 @@ def export(settings: Settings) -> None:
     rebuild ``Settings()`` from the environment and so get exactly these
     values, flags and resolved paths included.
     """
-    for name, value in settings.model_dump(mode="json").items():
+    values = settings.model_dump(mode="json")
+    if settings.admin_token is not None:  # dumped masked otherwise
+        values["admin_token"] = settings.admin_token.get_secret_value()
+    for name, value in values.items():
         key = ENV_PREFIX + name.upper()
         if value is None:
             os.environ.pop(key, None)

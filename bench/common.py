@@ -16,7 +16,7 @@ DATA_DIR = Path(
     os.environ.get("MNIST_SERVE_DATA", PROJECT_ROOT.parent / "shared" / "data")
 )
 BOOK_WEIGHTS = DATA_DIR / "book" / "sample_weight.pkl"
-PROJECT_WEIGHTS = PROJECT_ROOT / "weights" / "sample_weight.pkl"
+PROJECT_WEIGHTS = PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl"
 
 
 def default_weights() -> Path:

@@ -50,7 +50,7 @@ BOOK_WEIGHTS = (
     / "book"
     / "sample_weight.pkl"
 )
-PROJECT_WEIGHTS = PROJECT_ROOT / "weights" / "sample_weight.pkl"
+PROJECT_WEIGHTS = PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl"
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "results" / "soak.json"
 REQUEST_TIMEOUT = 10.0
 

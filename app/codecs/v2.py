@@ -27,12 +27,20 @@ from app.errors import InvalidRequestError, MalformedBodyError, clip
 from app.inference import Prediction
 from core.batch import Batch, Scale
 from core.errors import BatchTooLargeError
-from core.network import INPUT_SIZE, NUM_CLASSES
+from core.network import IMAGE_SIDE, INPUT_SIZE, NUM_CLASSES
 
 INPUT_NAME = "input"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 OUTPUT_DATATYPES = {"probabilities": "FP32", "label": "INT64"}
 INPUT_DATATYPES = {"FP32": Scale.UNIT, "UINT8": Scale.UINT8}
+# One image per row, flat or as an image (channels first or last): the same
+# 784 values in the same order, so clients built for image models fit too.
+IMAGE_DIMS = {
+    (INPUT_SIZE,),
+    (IMAGE_SIDE, IMAGE_SIDE),
+    (1, IMAGE_SIDE, IMAGE_SIDE),
+    (IMAGE_SIDE, IMAGE_SIDE, 1),
+}
 _ITEMSIZE = {"FP32": 4, "UINT8": 1}
 
 
@@ -56,7 +64,7 @@ class RequestInput(_Open):
 
 class OutputParameters(_Open):
     binary_data: StrictBool | None = None
-    classification: Any = None
+    classification: StrictInt | None = None
 
 
 class RequestOutput(_Open):
@@ -78,12 +86,22 @@ class InferenceRequest(_Open):
 
 
 @dataclass(frozen=True, slots=True)
+class Output:
+    """One output asked for: its name, binary or JSON, and the classification
+    extension's top-k (0: the tensor itself)."""
+
+    name: str
+    binary: bool
+    top: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Decoded:
     """An inference request, decoded: its id, the batch, the outputs asked for."""
 
     id: str | None
     batch: Batch
-    outputs: list[tuple[str, bool]]  # (name, as binary)
+    outputs: list[Output]
 
 
 def decode(body: bytes, header_length: str | None, max_rows: int) -> Decoded:
@@ -115,9 +133,10 @@ def decode(body: bytes, header_length: str | None, max_rows: int) -> Decoded:
             "(pixels in [0, 1]) or UINT8 (pixels 0-255)"
         )
     shape = tensor.shape
-    if len(shape) != 2 or shape[1] != INPUT_SIZE or shape[0] < 1:
+    if len(shape) < 2 or tuple(shape[1:]) not in IMAGE_DIMS or shape[0] < 1:
         raise InvalidRequestError(
-            f"input shape must be [n, {INPUT_SIZE}] with n >= 1, got {shape[:8]}"
+            f"input shape must be [n, {INPUT_SIZE}] (or [n, 28, 28], [n, 1, 28, 28], "
+            f"[n, 28, 28, 1]) with n >= 1, got {shape[:8]}"
         )
     rows = shape[0]
     if rows > max_rows:
@@ -181,24 +200,51 @@ def _check_binary(tensor: RequestInput, binary: bytes, rows: int) -> None:
         )
 
 
-def _outputs(request: InferenceRequest) -> list[tuple[str, bool]]:
+def _outputs(request: InferenceRequest) -> list[Output]:
     default_binary = request.parameters.binary_data_output
     if request.outputs is None:
-        return [(name, default_binary) for name in OUTPUT_DATATYPES]
-    selected: list[tuple[str, bool]] = []
+        return [Output(name, default_binary) for name in OUTPUT_DATATYPES]
+    selected: list[Output] = []
     for output in request.outputs:
         if output.name not in OUTPUT_DATATYPES:
             raise InvalidRequestError(
                 f"unknown output {clip(output.name)!r}; outputs: "
                 f"{', '.join(OUTPUT_DATATYPES)}"
             )
-        if any(output.name == seen for seen, _ in selected):
+        if any(output.name == seen.name for seen in selected):
             raise InvalidRequestError(f"output {output.name!r} is requested twice")
-        if output.parameters.classification:
-            raise InvalidRequestError("the classification extension is not supported")
+        top = output.parameters.classification or 0
+        if top and (output.name != "probabilities" or not 1 <= top <= NUM_CLASSES):
+            raise InvalidRequestError(
+                "classification applies to probabilities, with 1 to "
+                f"{NUM_CLASSES} classes"
+            )
         binary = output.parameters.binary_data
-        selected.append((output.name, default_binary if binary is None else binary))
+        selected.append(
+            Output(output.name, default_binary if binary is None else binary, top)
+        )
     return selected
+
+
+def _classes(probabilities: NDArray[np.float32], top: int) -> NDArray[Any]:
+    """The classification extension: the ``top`` classes of each row as
+    ``"score:index:label"`` strings, most probable first (label: the digit)."""
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
+    rows = [
+        [f"{row[i]:f}:{i}:{i}" for i in indices]
+        for row, indices in zip(probabilities, order, strict=True)
+    ]
+    return np.array(rows, dtype=object)
+
+
+def _bytes_tensor(array: NDArray[Any]) -> bytes:
+    # The protocol's BYTES encoding: each element a 4-byte little-endian
+    # length, then its bytes.
+    out = bytearray()
+    for item in array.ravel():
+        data = str(item).encode()
+        out += len(data).to_bytes(4, "little") + data
+    return bytes(out)
 
 
 def encode(
@@ -211,24 +257,30 @@ def encode(
     }
     tensors: list[dict[str, Any]] = []
     blobs: list[bytes] = []
-    for name, binary in decoded.outputs:
-        datatype = OUTPUT_DATATYPES[name]
-        array = results[name]
+    for output in decoded.outputs:
+        datatype = OUTPUT_DATATYPES[output.name]
+        array = results[output.name]
+        if output.top:
+            datatype, array = "BYTES", _classes(array, output.top)
         tensor: dict[str, Any] = {
-            "name": name,
+            "name": output.name,
             "datatype": datatype,
             "shape": list(array.shape),
         }
-        if binary:
-            raw = array.astype("<f4" if datatype == "FP32" else "<i8").tobytes()
+        if output.binary:
+            if datatype == "BYTES":
+                raw = _bytes_tensor(array)
+            else:
+                raw = array.astype("<f4" if datatype == "FP32" else "<i8").tobytes()
             tensor["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
-            tensor["data"] = np.ascontiguousarray(array).ravel()
+            data = np.ascontiguousarray(array).ravel()
+            tensor["data"] = data.tolist() if datatype == "BYTES" else data
         tensors.append(tensor)
     answer: dict[str, Any] = {
         "model_name": prediction.model.name,
-        "model_version": prediction.model.version,
+        "model_version": str(prediction.model.version),
     }
     if decoded.id is not None:
         answer["id"] = decoded.id

@@ -9,7 +9,13 @@ from fastapi import APIRouter, Query, Request
 from app import codecs
 from app.deps import ServiceDep
 from app.errors import InvalidRequestError
-from app.openapi import example_stroke, image_request_body
+from app.openapi import (
+    ModelQuery,
+    VersionQuery,
+    answered_by,
+    example_stroke,
+    image_request_body,
+)
 from app.responses import ORJSONResponse
 from app.schemas import ExplainRequest, ExplainResponse, problem_doc
 from core.images import Preprocess
@@ -35,6 +41,7 @@ router = APIRouter(tags=["ui"])
     responses={
         400: problem_doc("Malformed body or undecodable image."),
         413: problem_doc("Body or image pixels over a limit."),
+        404: problem_doc("No such model or version (GET /models lists them)."),
         415: problem_doc("Unsupported Content-Type or image format."),
         422: problem_doc(
             "More than one image, wrong shape, out of range, no ink, "
@@ -58,6 +65,8 @@ async def explain(
             "default: the predicted one.",
         ),
     ] = None,
+    model: ModelQuery = None,
+    version: VersionQuery = None,
 ) -> ORJSONResponse:
     """Hidden activations, logits, probabilities and a saliency map for one image.
 
@@ -66,13 +75,14 @@ async def explain(
     the target class's probability with respect to each of the 784 input
     pixels, computed by backpropagation in float64.
     """
+    service.models.get(model, version)  # 404 before reading a body for nobody
     batch = await codecs.read_batch(request, service.limits, preprocess)
     if batch.rows != 1:
         raise InvalidRequestError(
             f"/explain takes one image, got {batch.rows}; use /predict for a batch",
             errors=[{"loc": ["body"], "msg": "exactly one image"}],
         )
-    _, result = await service.inference.explain(batch, target)
+    found, result = await service.inference.explain(batch, target, model, version)
     return ORJSONResponse(
         {
             "label": int(result.labels[0]),
@@ -82,5 +92,6 @@ async def explain(
             "hidden": [h[0] for h in result.hidden],
             "saliency": result.saliency[0].reshape(IMAGE_SHAPE),
             "input": batch.x[0].reshape(IMAGE_SHAPE),
-        }
+        },
+        headers=answered_by(found),
     )

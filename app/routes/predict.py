@@ -9,7 +9,13 @@ from fastapi import APIRouter, Query, Request
 from app import codecs
 from app.deps import ServiceDep
 from app.inference import Prediction
-from app.openapi import example_stroke, image_request_body
+from app.openapi import (
+    ModelQuery,
+    VersionQuery,
+    answered_by,
+    example_stroke,
+    image_request_body,
+)
 from app.responses import ORJSONResponse
 from app.schemas import PredictAnswer, PredictRequest, problem_doc
 from core.batch import Batch
@@ -61,6 +67,7 @@ def _answer(batch: Batch, prediction: Prediction, return_input: bool) -> dict[st
             "Malformed body: not JSON, broken multipart, undecodable image."
         ),
         413: problem_doc("Body, batch, parts or image pixels over a limit."),
+        404: problem_doc("No such model or version (GET /models lists them)."),
         415: problem_doc("Unsupported Content-Type or image format."),
         422: problem_doc("Wrong shape, out of range, non-finite, no ink."),
     },
@@ -77,8 +84,18 @@ async def predict(
             description="Add `input`: the 28x28 image(s) the network saw, in [0, 1]."
         ),
     ] = False,
+    model: ModelQuery = None,
+    version: VersionQuery = None,
 ) -> ORJSONResponse:
-    """Classify one image or a batch; the Content-Type says what the body holds."""
+    """Classify one image or a batch; the Content-Type says what the body holds.
+
+    `model` and `version` pick the model (GET /models lists them); the
+    `X-Model` and `X-Model-Version` headers of the answer say which answered.
+    """
+    service.models.get(model, version)  # 404 before reading a body for nobody
     batch = await codecs.read_batch(request, service.limits, preprocess)
-    prediction = await service.inference.predict(batch)
-    return ORJSONResponse(_answer(batch, prediction, return_input))
+    prediction = await service.inference.predict(batch, model, version)
+    return ORJSONResponse(
+        _answer(batch, prediction, return_input),
+        headers=answered_by(prediction.model),
+    )

@@ -30,7 +30,13 @@ from core.network import INPUT_SIZE
 
 router = APIRouter(prefix="/v2", tags=["v2"])
 
-EXTENSIONS = ["binary_tensor_data"]
+# Triton's names for the protocol extensions served here.
+EXTENSIONS = [
+    "binary_tensor_data",
+    "model_configuration",
+    "statistics",
+    "model_repository",
+]
 
 _ERROR = {
     "content": {
@@ -59,15 +65,78 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _versions(service: ServiceDep, model: Model) -> list[str]:
+    return [str(v) for v in service.models.serving.get(model.name, {})]
+
+
+def _config(model: Model, max_batch_size: int) -> dict[str, Any]:
+    """Triton's model configuration: the batch dimension is left out of dims."""
+    return {
+        "name": model.name,
+        "platform": "numpy",
+        "backend": "mnist-serve",
+        "max_batch_size": max_batch_size,
+        "version_policy": {"latest": {"num_versions": 1}},
+        "input": [
+            {
+                "name": codec.INPUT_NAME,
+                "data_type": "TYPE_FP32",
+                "format": "FORMAT_NONE",
+                "dims": [INPUT_SIZE],
+            }
+        ],
+        "output": [
+            {
+                "name": name,
+                "data_type": f"TYPE_{datatype}",
+                "dims": codec.OUTPUT_SHAPES[name][1:],
+            }
+            for name, datatype in codec.OUTPUT_DATATYPES.items()
+        ],
+        "parameters": {
+            "hidden_activation": {"string_value": model.network.hidden_activation},
+            "accepted_input_datatypes": {"string_value": "FP32,UINT8"},
+        },
+    }
+
+
+def _stats(service: ServiceDep, models: list[Model]) -> dict[str, Any]:
+    rows = []
+    for model in models:
+        stats = service.models.stats(model)
+        rows.append(
+            {
+                "name": model.name,
+                "version": str(model.version),
+                "last_inference": stats.last_inference_ms,
+                "inference_count": stats.inference_count,
+                "execution_count": stats.execution_count,
+                "inference_stats": {
+                    "success": {"count": stats.success_count, "ns": stats.success_ns},
+                    "fail": {"count": stats.fail_count, "ns": stats.fail_ns},
+                    "queue": {"count": 0, "ns": 0},
+                    "compute_input": {"count": 0, "ns": 0},
+                    "compute_infer": {
+                        "count": stats.success_count,
+                        "ns": stats.success_ns,
+                    },
+                    "compute_output": {"count": 0, "ns": 0},
+                },
+                "batch_stats": [],
+            }
+        )
+    return {"model_stats": rows}
+
+
 def _ready(ready: bool, body: dict[str, Any]) -> ORJSONResponse:
     # The protocol: 200 means true, a 4xx means false.
     return ORJSONResponse(body, status_code=200 if ready else 400)
 
 
-def _metadata(model: Model) -> dict[str, Any]:
+def _metadata(model: Model, versions: list[str]) -> dict[str, Any]:
     return {
         "name": model.name,
-        "versions": [model.version],
+        "versions": versions,
         "platform": "numpy",
         "inputs": [
             {"name": codec.INPUT_NAME, "datatype": "FP32", "shape": [-1, INPUT_SIZE]}
@@ -103,10 +172,50 @@ async def server_ready(service: ServiceDep) -> ORJSONResponse:
     return _ready(service.models.ready, {"ready": service.models.ready})
 
 
+@router.get("/models/stats")
+async def all_stats(service: ServiceDep) -> dict[str, Any]:
+    """Statistics of every served model and version (Triton's extension)."""
+    return _stats(service, list(service.models))
+
+
+@router.get("/models/{model_name}/config", responses=_ERRORS)
+async def model_config(model_name: str, service: ServiceDep) -> dict[str, Any]:
+    """Triton's model configuration: tensors, dims without the batch, max batch."""
+    return _config(service.models.get(model_name), service.limits.max_rows)
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}/config", include_in_schema=False
+)
+async def model_version_config(
+    model_name: str, model_version: str, service: ServiceDep
+) -> dict[str, Any]:
+    model = service.models.get(model_name, model_version)
+    return _config(model, service.limits.max_rows)
+
+
+@router.get("/models/{model_name}/stats", responses=_ERRORS)
+async def model_stats(model_name: str, service: ServiceDep) -> dict[str, Any]:
+    """Statistics of every served version of a model: counts and times."""
+    model = service.models.get(model_name)
+    versions = service.models.serving[model.name].values()
+    return _stats(service, list(versions))
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}/stats", include_in_schema=False
+)
+async def model_version_stats(
+    model_name: str, model_version: str, service: ServiceDep
+) -> dict[str, Any]:
+    return _stats(service, [service.models.get(model_name, model_version)])
+
+
 @router.get("/models/{model_name}", responses=_ERRORS)
 async def model_metadata(model_name: str, service: ServiceDep) -> dict[str, Any]:
-    """Model metadata: input and output tensors (UINT8 input is accepted too)."""
-    return _metadata(service.models.get(model_name))
+    """Model metadata: versions, input and output tensors (UINT8 input too)."""
+    model = service.models.get(model_name)
+    return _metadata(model, _versions(service, model))
 
 
 @router.get(
@@ -116,7 +225,8 @@ async def model_metadata(model_name: str, service: ServiceDep) -> dict[str, Any]
 async def model_version_metadata(
     model_name: str, model_version: str, service: ServiceDep
 ) -> dict[str, Any]:
-    return _metadata(service.models.get(model_name, model_version))
+    model = service.models.get(model_name, model_version)
+    return _metadata(model, [str(model.version)])
 
 
 @router.get("/models/{model_name}/ready", responses=_ERRORS)

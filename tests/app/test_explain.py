@@ -187,7 +187,12 @@ def test_openapi_documents_explain(client: TestClient) -> None:
     assert {"label", "probabilities", "logits", "hidden", "saliency", "input"} <= set(
         fields
     )
-    assert {p["name"] for p in op["parameters"]} == {"preprocess", "target"}
+    assert {p["name"] for p in op["parameters"]} == {
+        "preprocess",
+        "target",
+        "model",
+        "version",
+    }
     assert {"400", "413", "415", "422"} <= set(op["responses"])
     assert "/" not in spec["paths"]
 

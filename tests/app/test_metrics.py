@@ -123,13 +123,14 @@ def test_batches_and_images(client, rng):
     # A refused request never reaches the network.
     assert client.post("/predict", json={"x": [2.0] * 784}).status_code == 422
     samples = scrape(client)
-    assert value(samples, "mnist_serve_images_processed_total") == 5 + 1 + 3 + 2
-    assert value(samples, "mnist_serve_inference_batch_size_count") == 4
-    assert value(samples, "mnist_serve_inference_batch_size_sum") == 11
-    assert value(samples, "mnist_serve_inference_batch_size_bucket", le="1.0") == 1
-    assert value(samples, "mnist_serve_inference_batch_size_bucket", le="2.0") == 2
-    assert value(samples, "mnist_serve_inference_batch_size_bucket", le="4.0") == 3
-    assert value(samples, "mnist_serve_inference_batch_size_bucket", le="8.0") == 4
+    mv = {"model": "mnist", "version": "1"}
+    assert value(samples, "mnist_serve_images_processed_total", **mv) == 5 + 1 + 3 + 2
+    assert value(samples, "mnist_serve_inference_batch_size_count", **mv) == 4
+    assert value(samples, "mnist_serve_inference_batch_size_sum", **mv) == 11
+    assert value(samples, "mnist_serve_inference_duration_seconds_count", **mv) == 4
+    for le, count in (("1.0", 1), ("2.0", 2), ("4.0", 3), ("8.0", 4)):
+        bucket = value(samples, "mnist_serve_inference_batch_size_bucket", le=le, **mv)
+        assert bucket == count
     assert requests_total(samples, "POST", "/predict", 422) == 1
     assert requests_total(samples, "POST", "/v2/models/{model_name}/infer", 200) == 1
 
@@ -147,6 +148,7 @@ def test_model_info_and_ready(client):
     samples = scrape(client)
     labels = {
         "name": "mnist",
+        "version": "1",
         "file": model["weights"]["file"],
         "format": model["weights"]["format"],
         "sha256": model["weights"]["sha256"],
@@ -178,8 +180,9 @@ def test_every_forward_pass_is_counted_once(client, rng):
     octet = {"content-type": "application/octet-stream"}
     assert client.post("/predict", content=pixels, headers=octet).status_code == 200
     samples = scrape(client)
-    assert value(samples, "mnist_serve_inference_batch_size_count") == 3
-    assert value(samples, "mnist_serve_images_processed_total") == 11
+    mv = {"model": "mnist", "version": "1"}
+    assert value(samples, "mnist_serve_inference_batch_size_count", **mv) == 3
+    assert value(samples, "mnist_serve_images_processed_total", **mv) == 11
 
 
 def test_apps_count_separately(settings):

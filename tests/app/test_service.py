@@ -235,7 +235,7 @@ def test_openapi_documents_every_form(client: TestClient) -> None:
 
 
 def test_model_reports_the_shipped_weights_provenance() -> None:
-    shipped = PROJECT_ROOT / "weights" / "sample_weight.pkl"
+    shipped = PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl"
     with TestClient(create_app(Settings(weights=shipped))) as c:
         info = ModelInfo.model_validate(c.get("/model").json())
     meta = json.loads(shipped.with_suffix(".json").read_text())
@@ -250,14 +250,20 @@ def test_default_settings_serve_the_shipped_weights(
     monkeypatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)  # found through the package, not the working directory
-    monkeypatch.delenv("MNIST_SERVE_WEIGHTS", raising=False)
-    path = Settings().resolved_weights()
-    assert path.name == "sample_weight.pkl"
-    assert sha256_file(path) == sha256_file(PROJECT_ROOT / "weights" / path.name)
+    for key in ("MNIST_SERVE_WEIGHTS", "MNIST_SERVE_MODEL_REPOSITORY"):
+        monkeypatch.delenv(key, raising=False)
+    assert Settings().repository() == PROJECT_ROOT / "weights"
+    with TestClient(create_app(Settings())) as c:
+        info = ModelInfo.model_validate(c.get("/model").json())
+    assert info.name == "mnist"
+    shipped = PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl"
+    assert info.weights.sha256 == sha256_file(shipped)
 
 
 def test_a_relative_weights_path_is_relative_to_the_working_directory(
     monkeypatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert Settings(weights=Path("w.pkl")).resolved_weights() == tmp_path / "w.pkl"
+    assert Settings(weights=Path("w.pkl")).model_files() == {
+        "mnist": tmp_path / "w.pkl"
+    }

@@ -124,7 +124,12 @@ def test_server_endpoints(client):
     assert r.json() == {
         "name": "mnist-serve",
         "version": client.app.version,
-        "extensions": ["binary_tensor_data"],
+        "extensions": [
+            "binary_tensor_data",
+            "model_configuration",
+            "statistics",
+            "model_repository",
+        ],
     }
     assert client.get("/v2/health/live").json() == {"live": True}
     r = client.get("/v2/health/ready")

@@ -105,7 +105,7 @@ def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     server = start_server(
-        PROJECT_ROOT / "weights" / "sample_weight.pkl",
+        PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl",
         tmp_path_factory.mktemp("readme"),
     )
     yield server

@@ -65,7 +65,7 @@ def test_wheel_in_a_fresh_venv_serves_the_shipped_weights_from_an_empty_dir(
         assert answer.status_code == 200
         assert answer.json()["label"] == 1
         weights = httpx.get(f"{url}/model", timeout=10).json()["weights"]
-        shipped = PROJECT_ROOT / "weights" / "sample_weight.pkl"
+        shipped = PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl"
         assert weights["sha256"] == sha256_file(shipped)
         assert weights["source"] == "project"  # the provenance file came along
     finally:

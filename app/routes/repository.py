@@ -1,0 +1,121 @@
+"""Triton's model repository extension: the index, load and unload.
+
+Every route here needs ``Authorization: Bearer <MNIST_SERVE_ADMIN_TOKEN>``: 401
+without it, 403 with a wrong one (compared in constant time) and 403 when no
+token is configured. Load and unload work in ``explicit`` model control only;
+in ``none`` and ``poll`` modes the files decide, and they answer 403 saying so.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from app.deps import ServiceDep
+from app.errors import ForbiddenError, InvalidRequestError, UnauthorizedError
+from app.responses import ORJSONResponse
+from app.service import Service
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text}
+    for status, text in (
+        (401, "No bearer token."),
+        (403, "Wrong token, no token configured, or not explicit model control."),
+        (404, "No such model in the repository."),
+        (409, "The model's files cannot be loaded (the index says why)."),
+    )
+}
+
+
+async def require_admin(request: Request, service: ServiceDep) -> None:
+    """Let the request through only with the admin bearer token."""
+    token = service.settings.admin_token
+    if token is None:
+        raise ForbiddenError(
+            "the repository endpoints are off: no MNIST_SERVE_ADMIN_TOKEN is set"
+        )
+    header = request.headers.get("authorization")
+    if header is None:
+        raise UnauthorizedError("send Authorization: Bearer <admin token>")
+    scheme, _, given = header.partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode("utf-8", "replace"), expected
+    ):
+        raise ForbiddenError("the bearer token is not the admin token")
+
+
+router = APIRouter(
+    prefix="/v2/repository",
+    tags=["repository"],
+    dependencies=[Depends(require_admin)],
+    responses=_ERRORS,
+)
+
+
+def _explicit(service: Service, action: str) -> None:
+    control = service.settings.model_control
+    if control != "explicit":
+        raise ForbiddenError(
+            f"{action} needs MNIST_SERVE_MODEL_CONTROL=explicit; this server's model "
+            f"control is {control!r}"
+            + (" (the repository's files decide)" if control == "poll" else "")
+        )
+
+
+async def _options(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if not body.strip():
+        return {}
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequestError("the request body must be JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("the request body must be a JSON object")
+    return data
+
+
+@router.post("/index")
+async def index(request: Request, service: ServiceDep) -> ORJSONResponse:
+    """Every model and version in the repository, with its state and the reason."""
+    options = await _options(request)
+    ready_only = options.get("ready") is True
+    entries = []
+    for entry in service.repository.index():
+        if ready_only and entry.state != "READY":
+            continue
+        row: dict[str, Any] = {"name": entry.name}
+        if entry.version is not None:
+            row["version"] = str(entry.version)
+        row["state"] = entry.state
+        row["reason"] = entry.reason
+        entries.append(row)
+    return ORJSONResponse(entries)
+
+
+@router.post("/models/{model_name}/load")
+async def load(model_name: str, request: Request, service: ServiceDep) -> Response:
+    """Load (or reload) every version of a model from the repository (explicit mode)."""
+    _explicit(service, "load")
+    parameters = (await _options(request)).get("parameters") or {}
+    if not isinstance(parameters, dict) or set(parameters) - {"unload_dependents"}:
+        raise InvalidRequestError(
+            "configuration and file overrides are not supported: the repository's "
+            "files are what loads"
+        )
+    await service.repository.load(model_name)
+    return Response(status_code=200)
+
+
+@router.post("/models/{model_name}/unload")
+async def unload(model_name: str, request: Request, service: ServiceDep) -> Response:
+    """Stop serving every version of a model (explicit mode)."""
+    _explicit(service, "unload")
+    await _options(request)
+    await service.repository.unload(model_name)
+    return Response(status_code=200)
