@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8000)")
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        help="port of the Open Inference Protocol over gRPC (default 8001; 0: off)",
+    )
     parser.add_argument("--workers", type=int, help="worker processes (default 1)")
     parser.add_argument(
         "--model-repository",

@@ -9,7 +9,9 @@ exception into a :class:`Failure`, and :func:`render` writes it in the
 protocol of the route it happened on:
 
 * the native API: RFC 9457 ``application/problem+json``;
-* the Open Inference Protocol (``/v2``): ``{"error": "..."}``.
+* the Open Inference Protocol (``/v2``): ``{"error": "..."}``;
+* the same protocol over gRPC: a status code and its details
+  (:func:`grpc_status`).
 
 The guard's refusals (408, 413, 503), the router's 404/405, validation errors
 and unexpected exceptions (500) all leave through :func:`render`, with the
@@ -297,6 +299,30 @@ def render(
         body["request_id"] = request_id
     body.update(failure.extra)
     return orjson.dumps(body), PROBLEM_JSON
+
+
+# The gRPC status of each HTTP status (the Open Inference Protocol's mapping:
+# bad input INVALID_ARGUMENT, unknown model NOT_FOUND, over a limit
+# RESOURCE_EXHAUSTED, not ready UNAVAILABLE). Names of grpc.StatusCode.
+GRPC_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    408: "DEADLINE_EXCEEDED",
+    409: "FAILED_PRECONDITION",
+    413: "RESOURCE_EXHAUSTED",
+    415: "INVALID_ARGUMENT",
+    422: "INVALID_ARGUMENT",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+def grpc_status(failure: Failure) -> tuple[str, str]:
+    """The gRPC status code name and details of ``failure``."""
+    return GRPC_CODES.get(failure.status, "UNKNOWN"), clip(failure.detail, MAX_DETAIL)
 
 
 def request_id(request: Request) -> str | None:

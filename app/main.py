@@ -67,6 +67,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One line that says why; the process must not serve without a network.
         logger.error("cannot start: %s", exc.message)
         raise
+    grpc_server = None
+    if settings.grpc_port:
+        from app.grpc_api.server import start  # only when gRPC is on
+
+        grpc_server = await start(
+            service, host=settings.host, port=settings.grpc_port, version=VERSION
+        )
     tasks = []
     if settings.model_control == "poll":
         tasks.append(
@@ -77,6 +84,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if grpc_server is not None:
+            # New calls are refused; those in flight get the graceful timeout.
+            await grpc_server.stop(settings.graceful_timeout)
         for task in tasks:
             task.cancel()
         service.models.clear()

@@ -10,6 +10,8 @@
 * ``mnist_serve_inference_batch_size{model, version}``: rows per forward pass,
   ``mnist_serve_images_processed_total{model, version}``: images classified,
   ``mnist_serve_inference_duration_seconds{model, version}``: compute time.
+* ``mnist_serve_grpc_requests_total{method, code}`` and
+  ``mnist_serve_grpc_request_duration_seconds{method, code}``: every gRPC call.
 * ``mnist_serve_model_load_failures_total{model}``: files that failed to load.
 * ``mnist_serve_model_info{name, version, file, format, sha256, source} 1``
   and ``mnist_serve_model_ready``: what is served, read at scrape time.
@@ -148,6 +150,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.grpc_requests = Counter(
+            "mnist_serve_grpc_requests",
+            "gRPC calls by method and status code.",
+            ["method", "code"],
+            registry=registry,
+        )
+        self.grpc_latency = Histogram(
+            "mnist_serve_grpc_request_duration_seconds",
+            "Time of a gRPC call, by method and status code.",
+            ["method", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.load_failures = Counter(
             "mnist_serve_model_load_failures",
             "Weights files that failed to load or self-test, by model.",
@@ -191,6 +206,10 @@ class Metrics:
         children[0].observe(rows)
         children[1].inc(rows)
         children[2].observe(seconds)
+
+    def observe_grpc(self, method: str, code: str, seconds: float) -> None:
+        self.grpc_requests.labels(method, code).inc()
+        self.grpc_latency.labels(method, code).observe(seconds)
 
     def observe_load_failure(self, model: str) -> None:
         self.load_failures.labels(model).inc()

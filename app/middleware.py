@@ -24,7 +24,7 @@ from app.metrics import Metrics
 
 logger = logging.getLogger("mnist_serve")
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 
@@ -156,7 +156,7 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             text = value.decode("latin-1")
-            if _REQUEST_ID.fullmatch(text):
+            if REQUEST_ID.fullmatch(text):
                 return text
             break
     return uuid.uuid4().hex

@@ -10,7 +10,7 @@ request that has its model keeps it, whatever is loaded or unloaded meanwhile.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -135,6 +135,11 @@ class Models:
         self.default = default
         self._serving: Serving = MappingProxyType({})
         self._stats: dict[tuple[str, int], Stats] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every swap (e.g. the gRPC health service)."""
+        self._listeners.append(listener)
 
     @property
     def serving(self) -> Serving:
@@ -150,6 +155,8 @@ class Models:
                 if versions
             }
         )
+        for listener in self._listeners:
+            listener()
 
     def clear(self) -> None:
         self.swap({})

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from starlette.concurrency import run_in_threadpool
 
-from app.errors import ModelLoadError, NotFoundError, clip
+from app.errors import ForbiddenError, ModelLoadError, NotFoundError, clip
 from app.models import Model, Models, self_test
 from core.errors import CoreError, WeightsError
 from core.weights import load_weights
@@ -368,6 +368,21 @@ class Repository:
         for (name, version), (_, model) in self._loaded.items():
             serving.setdefault(name, {})[version] = model
         self.models.swap(serving)
+
+    def require_explicit(self, action: str) -> None:
+        """Loads and unloads on request are for explicit model control only.
+
+        Raises
+        ------
+        ForbiddenError
+            In ``none`` and ``poll`` modes (the files decide there).
+        """
+        if self.control != "explicit":
+            raise ForbiddenError(
+                f"{action} needs MNIST_SERVE_MODEL_CONTROL=explicit; this server's "
+                f"model control is {self.control!r}"
+                + (" (the repository's files decide)" if self.control == "poll" else "")
+            )
 
     async def load(self, name: str) -> None:
         """Load (or reload) every version of ``name`` from the repository.

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     """Address to listen on (``--host``); 0.0.0.0 in a container."""
     port: int = Field(8000, ge=0, le=65535)
     """Port to listen on (``--port``)."""
+    grpc_port: int = Field(8001, ge=0, le=65535)
+    """Port of the Open Inference Protocol over gRPC (``--grpc-port``); 0: off."""
     workers: int = Field(1, ge=1)
     """Worker processes (``--workers``); each loads the model and serves the port."""
 

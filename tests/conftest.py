@@ -22,6 +22,12 @@ REQUIRE_DATA = os.environ.get("MNIST_SERVE_REQUIRE_DATA") == "1"
 BOOK_SHA256 = "b7f55a27988ba34c3777b0f1bbd464817c8a4db855723e6ff26f703501917a13"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # gRPC's default port (8001) is one port for the whole machine: apps and
+    # servers made by tests leave it off unless a test asks for a free port.
+    os.environ.setdefault("MNIST_SERVE_GRPC_PORT", "0")
+
+
 def require(path: Path) -> Path:
     """Skip (or fail under MNIST_SERVE_REQUIRE_DATA=1) when reference data is absent."""
     if not path.exists():

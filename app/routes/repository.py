@@ -8,15 +8,16 @@ in ``none`` and ``poll`` modes the files decide, and they answer 403 saying so.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from app import protocol
+from app.auth import check_admin
 from app.deps import ServiceDep
-from app.errors import ForbiddenError, InvalidRequestError, UnauthorizedError
+from app.errors import InvalidRequestError
 from app.responses import ORJSONResponse
 from app.service import Service
 
@@ -33,20 +34,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 async def require_admin(request: Request, service: ServiceDep) -> None:
     """Let the request through only with the admin bearer token."""
-    token = service.settings.admin_token
-    if token is None:
-        raise ForbiddenError(
-            "the repository endpoints are off: no MNIST_SERVE_ADMIN_TOKEN is set"
-        )
-    header = request.headers.get("authorization")
-    if header is None:
-        raise UnauthorizedError("send Authorization: Bearer <admin token>")
-    scheme, _, given = header.partition(" ")
-    expected = token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode("utf-8", "replace"), expected
-    ):
-        raise ForbiddenError("the bearer token is not the admin token")
+    check_admin(service.settings.admin_token, request.headers.get("authorization"))
 
 
 router = APIRouter(
@@ -58,13 +46,7 @@ router = APIRouter(
 
 
 def _explicit(service: Service, action: str) -> None:
-    control = service.settings.model_control
-    if control != "explicit":
-        raise ForbiddenError(
-            f"{action} needs MNIST_SERVE_MODEL_CONTROL=explicit; this server's model "
-            f"control is {control!r}"
-            + (" (the repository's files decide)" if control == "poll" else "")
-        )
+    service.repository.require_explicit(action)
 
 
 async def _options(request: Request) -> dict[str, Any]:
@@ -85,17 +67,9 @@ async def index(request: Request, service: ServiceDep) -> ORJSONResponse:
     """Every model and version in the repository, with its state and the reason."""
     options = await _options(request)
     ready_only = options.get("ready") is True
-    entries = []
-    for entry in service.repository.index():
-        if ready_only and entry.state != "READY":
-            continue
-        row: dict[str, Any] = {"name": entry.name}
-        if entry.version is not None:
-            row["version"] = str(entry.version)
-        row["state"] = entry.state
-        row["reason"] = entry.reason
-        entries.append(row)
-    return ORJSONResponse(entries)
+    return ORJSONResponse(
+        protocol.repository_index(service.repository.index(), ready_only)
+    )
 
 
 @router.post("/models/{model_name}/load")

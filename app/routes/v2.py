@@ -21,7 +21,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from app import protocol
 from app.codecs import v2 as codec
+from app.codecs.tensors import INPUT_NAME
 from app.deps import ServiceDep
 from app.errors import UnsupportedMediaTypeError
 from app.models import Model
@@ -29,14 +31,6 @@ from app.responses import ORJSONResponse
 from core.network import INPUT_SIZE
 
 router = APIRouter(prefix="/v2", tags=["v2"])
-
-# Triton's names for the protocol extensions served here.
-EXTENSIONS = [
-    "binary_tensor_data",
-    "model_configuration",
-    "statistics",
-    "model_repository",
-]
 
 _ERROR = {
     "content": {
@@ -65,97 +59,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _versions(service: ServiceDep, model: Model) -> list[str]:
-    return [str(v) for v in service.models.serving.get(model.name, {})]
-
-
-def _config(model: Model, max_batch_size: int) -> dict[str, Any]:
-    """Triton's model configuration: the batch dimension is left out of dims."""
-    return {
-        "name": model.name,
-        "platform": "numpy",
-        "backend": "mnist-serve",
-        "max_batch_size": max_batch_size,
-        "version_policy": {"latest": {"num_versions": 1}},
-        "input": [
-            {
-                "name": codec.INPUT_NAME,
-                "data_type": "TYPE_FP32",
-                "format": "FORMAT_NONE",
-                "dims": [INPUT_SIZE],
-            }
-        ],
-        "output": [
-            {
-                "name": name,
-                "data_type": f"TYPE_{datatype}",
-                "dims": codec.OUTPUT_SHAPES[name][1:],
-            }
-            for name, datatype in codec.OUTPUT_DATATYPES.items()
-        ],
-        "parameters": {
-            "hidden_activation": {"string_value": model.network.hidden_activation},
-            "accepted_input_datatypes": {"string_value": "FP32,UINT8"},
-        },
-    }
-
-
-def _stats(service: ServiceDep, models: list[Model]) -> dict[str, Any]:
-    rows = []
-    for model in models:
-        stats = service.models.stats(model)
-        rows.append(
-            {
-                "name": model.name,
-                "version": str(model.version),
-                "last_inference": stats.last_inference_ms,
-                "inference_count": stats.inference_count,
-                "execution_count": stats.execution_count,
-                "inference_stats": {
-                    "success": {"count": stats.success_count, "ns": stats.success_ns},
-                    "fail": {"count": stats.fail_count, "ns": stats.fail_ns},
-                    "queue": {"count": 0, "ns": 0},
-                    "compute_input": {"count": 0, "ns": 0},
-                    "compute_infer": {
-                        "count": stats.success_count,
-                        "ns": stats.success_ns,
-                    },
-                    "compute_output": {"count": 0, "ns": 0},
-                },
-                "batch_stats": [],
-            }
-        )
-    return {"model_stats": rows}
-
-
 def _ready(ready: bool, body: dict[str, Any]) -> ORJSONResponse:
     # The protocol: 200 means true, a 4xx means false.
     return ORJSONResponse(body, status_code=200 if ready else 400)
 
 
-def _metadata(model: Model, versions: list[str]) -> dict[str, Any]:
-    return {
-        "name": model.name,
-        "versions": versions,
-        "platform": "numpy",
-        "inputs": [
-            {"name": codec.INPUT_NAME, "datatype": "FP32", "shape": [-1, INPUT_SIZE]}
-        ],
-        "outputs": [
-            {"name": name, "datatype": datatype, "shape": codec.OUTPUT_SHAPES[name]}
-            for name, datatype in codec.OUTPUT_DATATYPES.items()
-        ],
-    }
+def _versions(service: ServiceDep, model: Model) -> list[int]:
+    return list(service.models.serving.get(model.name, {}))
 
 
 @router.get("")
 async def server_metadata(request: Request) -> dict[str, Any]:
     """Server metadata: name, version and protocol extensions."""
-    return {
-        "name": "mnist-serve",
-        "version": request.app.version,
-        "extensions": EXTENSIONS,
-    }
+    return protocol.server_metadata(request.app.version)
 
 
 @router.get("/health/live")
@@ -175,13 +91,15 @@ async def server_ready(service: ServiceDep) -> ORJSONResponse:
 @router.get("/models/stats")
 async def all_stats(service: ServiceDep) -> dict[str, Any]:
     """Statistics of every served model and version (Triton's extension)."""
-    return _stats(service, list(service.models))
+    return protocol.model_statistics(service.models, service.models)
 
 
 @router.get("/models/{model_name}/config", responses=_ERRORS)
 async def model_config(model_name: str, service: ServiceDep) -> dict[str, Any]:
     """Triton's model configuration: tensors, dims without the batch, max batch."""
-    return _config(service.models.get(model_name), service.limits.max_rows)
+    return protocol.model_config(
+        service.models.get(model_name), service.limits.max_rows
+    )
 
 
 @router.get(
@@ -191,7 +109,7 @@ async def model_version_config(
     model_name: str, model_version: str, service: ServiceDep
 ) -> dict[str, Any]:
     model = service.models.get(model_name, model_version)
-    return _config(model, service.limits.max_rows)
+    return protocol.model_config(model, service.limits.max_rows)
 
 
 @router.get("/models/{model_name}/stats", responses=_ERRORS)
@@ -199,7 +117,7 @@ async def model_stats(model_name: str, service: ServiceDep) -> dict[str, Any]:
     """Statistics of every served version of a model: counts and times."""
     model = service.models.get(model_name)
     versions = service.models.serving[model.name].values()
-    return _stats(service, list(versions))
+    return protocol.model_statistics(service.models, versions)
 
 
 @router.get(
@@ -208,14 +126,16 @@ async def model_stats(model_name: str, service: ServiceDep) -> dict[str, Any]:
 async def model_version_stats(
     model_name: str, model_version: str, service: ServiceDep
 ) -> dict[str, Any]:
-    return _stats(service, [service.models.get(model_name, model_version)])
+    return protocol.model_statistics(
+        service.models, [service.models.get(model_name, model_version)]
+    )
 
 
 @router.get("/models/{model_name}", responses=_ERRORS)
 async def model_metadata(model_name: str, service: ServiceDep) -> dict[str, Any]:
     """Model metadata: versions, input and output tensors (UINT8 input too)."""
     model = service.models.get(model_name)
-    return _metadata(model, _versions(service, model))
+    return protocol.model_metadata(model, _versions(service, model))
 
 
 @router.get(
@@ -226,7 +146,7 @@ async def model_version_metadata(
     model_name: str, model_version: str, service: ServiceDep
 ) -> dict[str, Any]:
     model = service.models.get(model_name, model_version)
-    return _metadata(model, [str(model.version)])
+    return protocol.model_metadata(model, [model.version])
 
 
 @router.get("/models/{model_name}/ready", responses=_ERRORS)
@@ -263,7 +183,7 @@ _INFER_DOC = {
                         "value": {
                             "inputs": [
                                 {
-                                    "name": codec.INPUT_NAME,
+                                    "name": INPUT_NAME,
                                     "shape": [1, INPUT_SIZE],
                                     "datatype": "FP32",
                                     "data": [0.0] * INPUT_SIZE,

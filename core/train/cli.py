@@ -1,7 +1,7 @@
 """``python -m core.train``: train, save the weights and their metadata, test once.
 
-Run from the project root; the defaults rebuild ``weights/sample_weight.pkl``
-and ``weights/sample_weight.json``. ``--activation relu`` or ``tanh`` trains the
+Run from the project root; the defaults rebuild the shipped model ``mnist``:
+``weights/mnist/1/weights.pkl`` and ``weights/mnist/1/weights.json``. ``--activation relu`` or ``tanh`` trains the
 same architecture with that hidden activation, saved as ``.npz`` (the book's
 pickle format records no activation). ``python -m core.train --help`` lists
 every option. The MNIST test set is read once, after training, to report the
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
             "from scratch and write it in the book's sample_weight.pkl format, with a "
             "JSON metadata file next to it; --activation relu or tanh trains the same "
             "architecture with that hidden activation, saved as .npz. Run from the "
-            "project root; the defaults reproduce the shipped weights/sample_weight.pkl."
+            "project root; the defaults reproduce the shipped weights/mnist/1/weights.pkl."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     io_group.add_argument(
         "--out",
         type=Path,
-        default=Path("weights/sample_weight.pkl"),
+        default=Path("weights/mnist/1/weights.pkl"),
         help="weights file: .pkl (the book's format, sigmoid only) or .npz",
     )
     io_group.add_argument(

@@ -126,6 +126,7 @@ def test_server_endpoints(client):
         "version": client.app.version,
         "extensions": [
             "binary_tensor_data",
+            "classification",
             "model_configuration",
             "statistics",
             "model_repository",
