@@ -19,7 +19,15 @@ from tests.conftest import PROJECT_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # What the wheel is built from: the sources a clone holds, nothing generated.
-SOURCES = ("pyproject.toml", "README.md", "app", "core", "mnist_client", "weights")
+SOURCES = (
+    "pyproject.toml",
+    "setup.py",
+    "README.md",
+    "app",
+    "core",
+    "mnist_client",
+    "weights",
+)
 
 
 def _run(*command: str | Path, cwd: Path | None = None) -> None:
@@ -34,8 +42,11 @@ def test_wheel_in_a_fresh_venv_serves_the_shipped_weights_from_an_empty_dir(
     for name in SOURCES:
         source = PROJECT_ROOT / name
         if source.is_dir():
+            # Without the generated gRPC modules: the build must make them.
             shutil.copytree(
-                source, src / name, ignore=shutil.ignore_patterns("__pycache__")
+                source,
+                src / name,
+                ignore=shutil.ignore_patterns("__pycache__", "*_pb2*.py", "*.pyi"),
             )
         else:
             shutil.copy2(source, src / name)
@@ -51,6 +62,8 @@ def test_wheel_in_a_fresh_venv_serves_the_shipped_weights_from_an_empty_dir(
     empty.mkdir()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_SERVE_")}
+    grpc_port = free_port()
+    env["MNIST_SERVE_GRPC_PORT"] = str(grpc_port)
     # Nothing from this checkout may leak in: not the path, not the venv.
     env.pop("PYTHONPATH", None)
     env["PATH"] = f"{venv / 'bin'}:{env.get('PATH', '')}"
@@ -68,6 +81,15 @@ def test_wheel_in_a_fresh_venv_serves_the_shipped_weights_from_an_empty_dir(
         shipped = PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl"
         assert weights["sha256"] == sha256_file(shipped)
         assert weights["source"] == "project"  # the provenance file came along
+        # The gRPC modules were generated when the wheel was built.
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            check = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=10
+            )
+        assert check.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         process.terminate()
         assert process.wait(30) == 0
