@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import BOOK_WEIGHTS, require
-from tests.e2e.browser import TIMEOUT_MS, Console, chromium
+from tests.e2e.browser import Page, chromium
 from tests.e2e.conftest import Server, start_server
 
 pytestmark = pytest.mark.e2e
@@ -35,111 +35,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def browser() -> Iterator[Any]:
     with chromium() as b:
         yield b
-
-
-class Page:
-    """A page on the server's UI that records every console error."""
-
-    def __init__(self, browser: Any, server: Server, **context: Any) -> None:
-        self.context = browser.new_context(**context)
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(TIMEOUT_MS)
-        self.url = server.url
-        self.console = Console(self.page)
-        self.expected_statuses: set[int] = set()
-        response = self.page.goto(server.url + "/")
-        assert response is not None
-        assert response.status == 200
-        self.csp = response.headers["content-security-policy"]
-
-    def stroke(self, points: list[tuple[float, float]]) -> None:
-        """Draw one stroke with the mouse; points are fractions of the canvas."""
-        box = self.page.locator("#canvas").bounding_box()
-        assert box is not None
-        xy = [
-            (box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-            for fx, fy in points
-        ]
-        mouse = self.page.mouse
-        mouse.move(*xy[0])
-        mouse.down()
-        for x, y in xy[1:]:
-            mouse.move(x, y, steps=8)
-        mouse.up()
-
-    def wait_for_label(self, old: str = "\u2013") -> str:
-        self.page.wait_for_function(
-            "old => /^[0-9]$/.test(document.getElementById('label').textContent)"
-            " && document.getElementById('label').textContent !== old"
-            " && document.querySelectorAll('#probabilities .bar').length === 10"
-            " && document.getElementById('status').textContent.startsWith('The network')",
-            arg=old,
-        )
-        return str(self.page.text_content("#label"))
-
-    def lit_pixels(self, canvas: str) -> int:
-        """How many pixels of a canvas are not black or transparent."""
-        return int(
-            self.page.evaluate(
-                """id => {
-                  const c = document.getElementById(id);
-                  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                  let n = 0;
-                  for (let i = 0; i < d.length; i += 4)
-                    if (d[i + 3] > 0 && d[i] + d[i + 1] + d[i + 2] > 60) n++;
-                  return n;
-                }""",
-                canvas,
-            )
-        )
-
-    def expect_failures(self, *statuses: int) -> None:
-        """Requests answered with these statuses are part of the test: Chromium
-        logs each as a console error, which close() then ignores."""
-        self.expected_statuses.update(statuses)
-
-    @property
-    def errors(self) -> list[str]:
-        expected = tuple(
-            f"the server responded with a status of {s} "
-            for s in self.expected_statuses
-        )
-        return [e for e in self.console.errors if not any(x in e for x in expected)]
-
-    def error_status(self) -> str:
-        """Waits until the page reports a failure, and returns what it says."""
-        self.page.wait_for_selector("#status.error")
-        return str(self.page.text_content("#status"))
-
-    def pixels(self, canvas: str) -> list[list[int]]:
-        """RGBA of every pixel of a canvas."""
-        return list(
-            self.page.evaluate(
-                """id => {
-                  const c = document.getElementById(id);
-                  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                  const out = [];
-                  for (let i = 0; i < d.length; i += 4) out.push([d[i], d[i + 1], d[i + 2], d[i + 3]]);
-                  return out;
-                }""",
-                canvas,
-            )
-        )
-
-    def assert_answer_cleared(self) -> None:
-        page = self.page
-        assert page.text_content("#label") == "\u2013"
-        assert page.locator("#probabilities .prob").count() == 0
-        for canvas in ("seen", "saliency", "hidden1", "hidden2"):
-            assert self.lit_pixels(canvas) == 0, canvas
-        assert page.get_attribute("#logits", "aria-label") == "Logits"
-        assert page.text_content("#saliency-title") == "Saliency"
-
-    def close(self, screenshot: Path) -> None:
-        self.page.screenshot(path=str(screenshot), full_page=True)
-        self.context.close()
-        assert screenshot.stat().st_size > 10_000
-        assert self.errors == [], self.errors
 
 
 @pytest.fixture
