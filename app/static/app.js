@@ -1,10 +1,20 @@
-// mnist-serve's page: draw a digit, see what the network sees and thinks, and
-// explore the activation functions. Plain JavaScript modules, no build step, no
-// CDN; it talks only to this server (POST /predict, POST /explain,
-// GET /activations).
+// mnist-serve's page: draw a digit, see what the picked network sees and
+// thinks, compare every served network's answer, and explore the activation
+// functions. Plain JavaScript modules, no build step, no CDN; it talks only to
+// this server (GET /models, POST /predict, POST /explain, GET /activations).
 
 import { $, FONT, fetchOrFail, fitCanvas, viridis } from "./common.js";
-import { startExplorer } from "./explorer.js";
+import { setServedModels, startExplorer } from "./explorer.js";
+import {
+  beginComparison,
+  finishComparison,
+  idleCards,
+  loadModels,
+  pickedModel,
+  servedModels,
+  showModelAnswer,
+  showModelFailure,
+} from "./models.js";
 import { drawSaliency } from "./saliency.js";
 
 // --- Drawing pad ---------------------------------------------------------
@@ -18,6 +28,7 @@ let hasInk = false;
 let upload = null; // the uploaded file, used as it is until the next stroke
 let drawing = null; // {id, x, y} while a pointer is down
 let sequence = 0; // answers to older requests are dropped
+let round = 0; // the same for the comparison: one round per input
 let target = null; // digit chosen for the saliency map; null: the predicted one
 let lastLogits = null;
 let lastExplanation = null;
@@ -29,6 +40,9 @@ const HINT = "Draw a digit in the white box, or upload an image of one.";
 // what went wrong and what to do, in their words, not the API's.
 function plainMessage(error, fromUpload) {
   switch (error.type) {
+    // The routes exist, so a 404 from /predict or /explain is about the model.
+    case "not-found":
+      return "This model is no longer served. Pick another one in the list above.";
     case "empty-image":
       return fromUpload
         ? "No digit found in this image: use one where the digit is darker or larger."
@@ -126,6 +140,7 @@ pad.addEventListener("pointercancel", endStroke);
 // Removes every trace of the last answer: after a failure nothing on screen
 // may look like an answer to the new input.
 function clearAnswer() {
+  $("answer-title").textContent = "It thinks it is";
   labelOut.textContent = "\u2013";
   bars.replaceChildren();
   for (const id of ["seen", "saliency", "hidden1", "hidden2"]) {
@@ -140,23 +155,34 @@ function clearAnswer() {
   document.body.classList.remove("pending");
 }
 
-function fail(error, fromUpload) {
+function fail(error, fromUpload, model = null) {
   clearAnswer();
-  setStatus(plainMessage(error, fromUpload), true, error.message);
+  const text =
+    error.type === "not-found" && model !== null
+      ? `\u201c${model}\u201d is no longer served. Pick another model in the list above.`
+      : plainMessage(error, fromUpload);
+  setStatus(text, true, error.message);
 }
 
 function clearAll() {
   sequence += 1;
+  round += 1;
   hasInk = false;
   upload = null;
   target = null;
   resetPad();
   clearAnswer();
+  if (servedModels().length > 1) idleCards();
   setStatus(HINT);
 }
 
 $("clear").addEventListener("click", clearAll);
 $("predict").addEventListener("click", () => predict());
+$("model").addEventListener("change", () => {
+  target = null;
+  if (hasInk) predict();
+  else idleCards();
+});
 
 $("upload").addEventListener("change", async (event) => {
   const file = event.target.files && event.target.files[0];
@@ -205,37 +231,107 @@ function post(path, { body, type }) {
   return fetchOrFail(path, { method: "POST", headers, body });
 }
 
+// `/predict` or `/explain` for one model (null: the server's default).
+function modelQuery(path, model, extra = {}) {
+  const query = new URLSearchParams(extra);
+  if (model !== null) query.set("model", model);
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+// What a model's card says when it could not answer: short, in plain words.
+function cardMessage(error) {
+  switch (error.type) {
+    case "not-found":
+      return "This model is no longer served.";
+    case "network":
+      return "Cannot reach the server.";
+    case "unavailable":
+      return "Busy or still loading: try again.";
+    case "empty-image":
+      return "No digit found.";
+    default:
+      return `No answer: ${error.message}`;
+  }
+}
+
+// Reads GET /models again: the picker and the next comparison offer only
+// what is served now, and the explorer knows which model uses what.
+async function refreshModels() {
+  if (await loadModels()) setServedModels(servedModels());
+}
+
+// One request per served model, all sent at once; the picked model's answer
+// (with the 28x28 it saw) fills the main answer and leads to /explain.
 async function predict() {
   if (!hasInk) {
     setStatus("Draw a digit first, or upload an image of one.");
     return;
   }
   const mine = ++sequence;
+  const myRound = ++round;
   const fromUpload = upload !== null;
+  const picked = pickedModel()?.name ?? null;
+  const names = servedModels().length > 1 ? servedModels().map((m) => m.name) : [picked];
   document.body.classList.add("pending");
   setStatus("Asking the network\u2026");
+  let payload;
   try {
-    const payload = await currentBody();
-    const answer = await post("/predict?return_input=true", payload);
-    if (mine !== sequence) return;
-    showPrediction(answer);
-    await explain(payload, mine);
+    payload = await currentBody();
   } catch (error) {
     if (mine === sequence) fail(error, fromUpload);
+    return;
+  }
+  if (mine !== sequence) return;
+  beginComparison(names, picked);
+  const requests = names.map((name) => {
+    const url = modelQuery("/predict", name, name === picked ? { return_input: "true" } : {});
+    return post(url, payload).then(
+      (answer) => {
+        if (myRound === round) showModelAnswer(name, answer);
+        return answer;
+      },
+      (error) => {
+        if (myRound === round) showModelFailure(name, cardMessage(error));
+        throw error;
+      },
+    );
+  });
+  const main = requests[names.indexOf(picked)];
+  Promise.allSettled(requests).then(() => {
+    if (myRound === round) finishComparison(picked);
+    // Models come and go (poll mode, unload, a 404 just now): the next
+    // drawing asks the models served then.
+    refreshModels();
+  });
+  try {
+    const answer = await main;
+    if (mine !== sequence) return;
+    showPrediction(answer);
+    await explain(payload, mine, picked);
+  } catch (error) {
+    // The comparison keeps each model's own answer or failure to this input.
+    if (mine === sequence) fail(error, fromUpload, picked);
   }
 }
 
-async function explain(payload, mine) {
-  const query = target === null ? "" : `?target=${target}`;
-  const answer = await post(`/explain${query}`, payload);
+async function explain(payload, mine, model) {
+  const answer = await post(
+    modelQuery("/explain", model, target === null ? {} : { target: String(target) }),
+    payload,
+  );
   if (mine !== sequence) return;
   showExplanation(answer);
   document.body.classList.remove("pending");
   const p = answer.probabilities[answer.label];
-  setStatus(`The network reads a ${answer.label} (${(100 * p).toFixed(1)}% sure).`);
+  const who = servedModels().length > 1 && model !== null ? model : "The network";
+  setStatus(`${who} reads a ${answer.label} (${(100 * p).toFixed(1)}% sure).`);
 }
 
 function showPrediction(answer) {
+  const picked = pickedModel();
+  $("answer-title").textContent =
+    picked && servedModels().length > 1 ? `${picked.name} thinks it is` : "It thinks it is";
   labelOut.textContent = String(answer.label);
   const rows = answer.probabilities.map((p, digit) => {
     const row = document.createElement("button");
@@ -270,10 +366,11 @@ bars.addEventListener("click", async (event) => {
   for (const r of bars.children) r.setAttribute("aria-pressed", String(r === row));
   const mine = ++sequence;
   const fromUpload = upload !== null;
+  const model = pickedModel()?.name ?? null;
   try {
-    await explain(await currentBody(), mine);
+    await explain(await currentBody(), mine, model);
   } catch (error) {
-    if (mine === sequence) fail(error, fromUpload);
+    if (mine === sequence) fail(error, fromUpload, model);
   }
 });
 
@@ -326,18 +423,39 @@ for (const radio of document.querySelectorAll("input[name='saliency-mode']")) {
   });
 }
 
-function drawStrip(canvas, values) {
+// The colour scale of the hidden layers: the activation's own range, or for
+// ReLU (unbounded above) 0 to the largest unit of this drawing.
+function activationRange(activation, layers) {
+  if (activation === "tanh") return [-1, 1];
+  if (activation === "relu") return [0, Math.max(1e-6, ...layers.flat())];
+  return [0, 1];
+}
+
+function drawStrip(canvas, title, values, [low, high]) {
   const ctx = canvas.getContext("2d");
   const data = ctx.createImageData(values.length, 1);
-  values.forEach((v, i) => data.data.set([...viridis(v), 255], 4 * i));
+  values.forEach((v, i) => data.data.set([...viridis((v - low) / (high - low)), 255], 4 * i));
   canvas.width = values.length;
   ctx.putImageData(data, 0, 0);
   const mean = values.reduce((s, v) => s + v, 0) / values.length;
+  const middle = (low + high) / 2;
   canvas.setAttribute(
     "aria-label",
-    `${values.length} activations, mean ${mean.toFixed(2)}, ` +
-      `${values.filter((v) => v > 0.5).length} above 0.5`,
+    `${title}: ${values.length} activations, mean ${mean.toFixed(2)}, ` +
+      `${values.filter((v) => v > middle).length} above ${Number(middle.toFixed(2))}`,
   );
+}
+
+function showLayers(hidden, activation) {
+  const range = activationRange(activation, hidden);
+  const last = hidden[hidden.length - 1];
+  drawStrip($("hidden1"), `Hidden layer 1, ${activation}`, hidden[0], range);
+  drawStrip($("hidden2"), `Hidden layer 2, ${activation}`, last, range);
+  $("hidden1-units").textContent = `(${hidden[0].length} ${activation} units)`;
+  $("hidden2-units").textContent = `(${last.length} ${activation} units)`;
+  $("scale-low").textContent = String(Number(range[0].toFixed(2)));
+  $("scale-high").textContent = String(Number(range[1].toFixed(2)));
+  $("layer-formula").textContent = `h = ${activation}(x\u00b7W + b)`;
 }
 
 function drawLogits(logits) {
@@ -386,8 +504,7 @@ function showExplanation(answer) {
   drawGray($("seen"), answer.input);
   drawSaliency($("saliency"), answer, saliencyMode());
   showLegend(answer.target);
-  drawStrip($("hidden1"), answer.hidden[0]);
-  drawStrip($("hidden2"), answer.hidden[answer.hidden.length - 1]);
+  showLayers(answer.hidden, pickedModel()?.hidden_activation ?? "sigmoid");
   drawLogits(answer.logits);
   $("saliency-title").textContent = `Saliency of \u201c${answer.target}\u201d`;
   $("saliency").setAttribute(
@@ -402,6 +519,13 @@ window.addEventListener("resize", () => {
   resizeTimer = setTimeout(() => drawLogits(lastLogits), 100);
 });
 
+// The list of models may change while the page is open (a model unloaded or
+// added): read it again whenever the page comes back into view.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") refreshModels();
+});
+
 resetPad();
 drawLogits(null);
 startExplorer();
+refreshModels();

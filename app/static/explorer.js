@@ -1,5 +1,6 @@
 // The activation explorer: pick a function of GET /activations, set its
-// parameters and range, and see y and dy/dx plotted.
+// parameters and range, and see y and dy/dx plotted. Links to
+// #activation=NAME (next to each served model) open it on that function.
 
 import { $, FONT, fetchOrFail, fitCanvas, formatTick, niceStep } from "./common.js";
 
@@ -11,6 +12,8 @@ const actStatus = $("act-status");
 let functions = [];
 let lastPlot = null;
 let plotSequence = 0;
+let wanted = null; // a function asked for before /activations arrived
+let served = []; // GET /models, to say which models use the function shown
 const MAX_GROUPS = 40;
 
 function setActStatus(text, isError = false) {
@@ -45,7 +48,61 @@ function showParams(fn) {
   $("act-formula").textContent = fn.formula;
   const aliases = fn.aliases.length ? ` (also: ${fn.aliases.join(", ")})` : "";
   $("act-notes").textContent = `${fn.notes}${aliases}`;
+  showUsers();
 }
+
+// Which served models have this function in their hidden layers.
+function showUsers() {
+  const users = served.filter((m) => m.hidden_activation === select.value).map((m) => m.name);
+  $("act-models").textContent = users.length
+    ? `The hidden layers of ${users.join(", ")} use ${select.value}.`
+    : "";
+}
+
+export function setServedModels(models) {
+  served = models;
+  if (functions.length) showUsers();
+}
+
+function choose(name) {
+  const fn = functions.find((f) => f.name === name || f.aliases.includes(name));
+  if (!fn) {
+    setActStatus(`This server has no activation function called ${name}.`, true);
+    return;
+  }
+  select.value = fn.name;
+  showParams(fn);
+  plotSelected();
+}
+
+// Opens the explorer on `name`: selected, plotted, scrolled into view, and
+// the function list focused so the keyboard carries on from there.
+export function showActivation(name) {
+  const section = $("explorer-section");
+  section.scrollIntoView({ behavior: "smooth", block: "start" });
+  select.focus({ preventScroll: true });
+  if (functions.length) choose(name);
+  else wanted = name;
+}
+
+function hashActivation() {
+  const found = /^#activation=([\w-]+)$/.exec(window.location.hash);
+  return found ? decodeURIComponent(found[1]) : null;
+}
+
+// One listener for every link, wherever models.js put it.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a.act-link");
+  if (!link) return;
+  event.preventDefault();
+  // The address names the function too, so the link can be shared or reloaded.
+  history.replaceState(null, "", link.getAttribute("href"));
+  showActivation(link.dataset.activation);
+});
+window.addEventListener("hashchange", () => {
+  const name = hashActivation();
+  if (name) showActivation(name);
+});
 
 async function plotSelected() {
   const fn = functions.find((f) => f.name === select.value);
@@ -317,6 +374,13 @@ async function loadFunctions() {
     }),
   );
   select.value = functions.some((f) => f.name === "sigmoid") ? "sigmoid" : functions[0].name;
+  const name = wanted || hashActivation();
+  wanted = null;
+  if (name) {
+    choose(name);
+    $("explorer-section").scrollIntoView({ block: "start" });
+    return;
+  }
   showParams(functions.find((f) => f.name === select.value));
   plotSelected();
 }

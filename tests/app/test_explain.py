@@ -234,6 +234,7 @@ def test_page_has_the_controls_and_a_strict_csp(client: TestClient) -> None:
     ("name", "media_type"),
     [
         ("app.js", "text/javascript"),
+        ("models.js", "text/javascript"),
         ("style.css", "text/css"),
         ("favicon.svg", "image/svg+xml"),
     ],
