@@ -8,8 +8,11 @@
   ``NOT_RUN_HERE`` with the test or CI step that runs them instead, so that a
   new snippet is either run here or accounted for.
 
-The README's address ``127.0.0.1:8000`` (or ``localhost:8000``) is rewritten to
-the test server's port; nothing else is changed.
+The README's addresses ``127.0.0.1:8000`` (or ``localhost:8000``) and
+``127.0.0.1:8001`` (gRPC) are rewritten to the test server's ports, and
+``$MNIST_SERVE_ADMIN_TOKEN`` is the test server's token; nothing else changes.
+The server runs the shipped repository in explicit model control, so that the
+README's load and unload examples have something to do.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import free_port, launch, wait_ready
 from tests.conftest import DATA_DIR, PROJECT_ROOT, require
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, mnist_serve_command
 
 pytestmark = pytest.mark.e2e
 
@@ -89,25 +93,44 @@ def _not_run_reason(command: str) -> str | None:
     return None
 
 
+TOKEN = "readme-admin-token"
+GRPC_PORT = free_port()
+
+
 def _local(text: str, server: Server) -> str:
     port = server.url.rsplit(":", 1)[1]
-    return re.sub(r"(localhost|127\.0\.0\.1):8000", f"127.0.0.1:{port}", text)
+    text = re.sub(r"(localhost|127\.0\.0\.1):8000", f"127.0.0.1:{port}", text)
+    return text.replace("127.0.0.1:8001", f"127.0.0.1:{GRPC_PORT}")
 
 
 def _env() -> dict[str, str]:
     # The README's commands use .venv/bin/...: run them with this interpreter's venv.
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "MNIST_SERVE_ADMIN_TOKEN": TOKEN,
+    }
 
 
 @pytest.fixture(scope="module")
 def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
-    server = start_server(
-        PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl",
-        tmp_path_factory.mktemp("readme"),
-    )
+    tmp = tmp_path_factory.mktemp("readme")
+    port = free_port()
+    command = [
+        *mnist_serve_command(),
+        "--port",
+        str(port),
+        "--grpc-port",
+        str(GRPC_PORT),
+    ]
+    env = {"MNIST_SERVE_ADMIN_TOKEN": TOKEN, "MNIST_SERVE_MODEL_CONTROL": "explicit"}
+    log = tmp / "server.log"
+    process = launch(command, log, env)
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    wait_ready(process, server.url, log, timeout=60)
     yield server
     assert server.stop() == 0
 
@@ -121,6 +144,8 @@ def test_the_readme_has_curl_examples_for_every_form() -> None:
         "-F file=@",
         "/activations",
         "/model",
+        "/models",
+        "/v2/repository/index",
         "/health/ready",
         "/v2/models/mnist/infer",
         "/explain",
@@ -135,7 +160,12 @@ def test_every_readme_command_is_run_or_accounted_for() -> None:
     assert "-m core.evaluate" in tools
     assert "-m bench core --quick" in tools
     python = "\n".join(_blocks("python"))
-    for needle in ("mnist_client", "tritonclient", "from core import"):
+    for needle in (
+        "mnist_client",
+        "tritonclient.http",
+        "tritonclient.grpc",
+        "from core import",
+    ):
         assert needle in python, needle
 
 
