@@ -122,17 +122,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     # repository's own log lines would repeat it: they wait for the workers.
     quiet = logging.getLogger("mnist_serve")
     quiet.disabled = True
+    made_control: Path | None = None
+    if settings.model_control == "explicit" and settings.workers > 1:
+        # Where one worker writes a load or unload down for the others, and
+        # where this check writes what every worker loads at startup.
+        made_control = Path(tempfile.mkdtemp(prefix="mnist-serve-control-"))
+        control = settings.control_file or made_control / "models.json"
+        settings = settings.model_copy(update={"control_file": control})
+    service = build_service(settings)
     try:
-        asyncio.run(load_models(build_service(settings)))
+        asyncio.run(load_models(service))
     except CoreError as exc:
         print(f"mnist-serve: cannot load weights: {exc.message}", file=sys.stderr)
         return 2
     finally:
         quiet.disabled = False
-    if settings.model_control == "explicit" and settings.workers > 1:
-        # Where one worker writes a load or unload down for the others.
-        control = Path(tempfile.mkdtemp(prefix="mnist-serve-control-")) / "models.json"
-        settings = settings.model_copy(update={"control_file": control})
+    service.repository.write_startup()
     # Every worker process rebuilds these exact settings from the environment.
     export(settings)
 
@@ -165,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+        if made_control is not None:
+            shutil.rmtree(made_control, ignore_errors=True)
     return 0
 
 

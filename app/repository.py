@@ -285,14 +285,23 @@ class Repository:
 
     # --- changing what is served -------------------------------------------
 
-    async def sync(self, only: Iterable[str] | None = None) -> None:
+    async def sync(
+        self,
+        only: Iterable[str] | None = None,
+        pinned: Mapping[str, Iterable[int]] | None = None,
+    ) -> None:
         """Bring the served models in line with the files (all, or ``only`` these).
 
         New and changed versions are loaded and self-tested off the event loop,
         removed ones dropped; everything is swapped in at once at the end.
+        ``pinned`` limits the versions to those named (a snapshot taken earlier).
         """
         async with self._lock:
             sources, problems = await run_in_threadpool(self._scan)
+            if pinned is not None:
+                sources = [
+                    s for s in sources if s.version in set(pinned.get(s.name, ()))
+                ]
             wanted = None if only is None else set(only)
             if wanted is not None:
                 sources = [s for s in sources if s.name in wanted]
@@ -456,6 +465,35 @@ class Repository:
 
     # --- several workers, explicit mode ---------------------------------------
 
+    def write_startup(self) -> None:
+        """Record the versions loaded at startup (explicit mode, several workers).
+
+        ``mnist-serve`` loads the repository once before starting its workers
+        and writes down what it found; each worker then loads exactly that, not
+        whatever the files hold when it gets round to its own startup, so a
+        file added meanwhile waits for a load request on every worker alike.
+        """
+        if self.control_file is None:
+            return
+        startup: dict[str, list[int]] = {}
+        for entry in self.index():
+            if entry.version is not None:
+                startup.setdefault(entry.name, []).append(entry.version)
+        self.control_file.write_text(
+            json.dumps({"generations": {}, "unloaded": [], "startup": startup})
+        )
+
+    def startup(self) -> dict[str, list[int]] | None:
+        """The versions ``mnist-serve`` loaded before starting the workers, if any."""
+        if self.control != "explicit" or self.control_file is None:
+            return None
+        if not self.control_file.exists():
+            return None
+        startup: dict[str, list[int]] | None = _read_control(
+            self.control_file.read_text()
+        )["startup"]
+        return startup
+
     def _announce(self, name: str, *, load: bool) -> None:
         """Write this load or unload down for the other workers (explicit mode)."""
         if self.control_file is None:
@@ -517,13 +555,23 @@ def _read_control(text: str) -> dict[str, Any]:
         state = json.loads(text) if text.strip() else {}
     except ValueError:
         state = {}
-    generations = state.get("generations", {}) if isinstance(state, dict) else {}
-    unloaded = state.get("unloaded", []) if isinstance(state, dict) else []
+    if not isinstance(state, dict):
+        state = {}
+    generations = state.get("generations", {})
+    unloaded = state.get("unloaded", [])
+    startup = state.get("startup")
     return {
         "generations": {
             str(k): int(v) for k, v in generations.items() if isinstance(v, int)
         },
         "unloaded": [str(n) for n in unloaded],
+        "startup": None
+        if not isinstance(startup, dict)
+        else {
+            str(k): [int(v) for v in vs if isinstance(v, int)]
+            for k, vs in startup.items()
+            if isinstance(vs, list)
+        },
     }
 
 

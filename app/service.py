@@ -73,7 +73,7 @@ async def load_models(service: Service) -> None:
         The default model has no version that loads and passes its self-test
         (the message says why), or there is no default to choose.
     """
-    await service.repository.sync()
+    await service.repository.sync(pinned=service.repository.startup())
     models = service.models
     # Among every model the repository holds, loaded or not: a default that
     # failed to load must fail the start, not hand its place to another.
