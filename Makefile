@@ -51,10 +51,10 @@ serve: $(RUNTIME)
 test: $(DEV) $(SYSTEM)
 	$(BIN)/python -m pytest $(ARGS)
 
+# The hooks of .pre-commit-config.yaml: ruff, ruff format, mypy (strict),
+# TOML syntax, no large file.
 lint: $(DEV)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 # KServe's gRPC client has a dependency tree of its own (minutes to install):
 # it gets its own environment, and one test drives it from there.

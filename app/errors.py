@@ -66,6 +66,9 @@ class ServiceError(Exception):
         self.message = message
         self.errors = errors
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
 
 class MalformedBodyError(ServiceError):
     """The body cannot be parsed: not JSON, broken multipart, bad framing."""
