@@ -334,3 +334,29 @@ def test_statistics_count_every_inference_by_version(repo: Path) -> None:
         assert {"model_configuration", "statistics", "model_repository"} <= set(
             server["extensions"]
         )
+
+
+def test_the_control_file_keeps_workers_in_step(tmp_path: Path) -> None:
+    from app.repository.control import ControlFile, ControlState
+
+    path = tmp_path / "models.json"
+    one, other = ControlFile(path), ControlFile(path)
+    one.write_startup({"mnist": [1, 2]})
+    assert other.changed() == ControlState(startup={"mnist": [1, 2]})
+    assert other.changed() is None  # nothing new since
+    assert one.record("mnist", load=True) == 1
+    assert one.record("mnist", load=True) == 2
+    assert one.changed() is None  # its own writes are not news to itself
+    one.record("other", load=False)
+    state = other.changed()
+    assert state is not None
+    assert state.generations == {"mnist": 2}
+    assert state.unloaded == ["other"]
+    assert state.startup == {"mnist": [1, 2]}
+    one.record("other", load=True)
+    assert other.read().unloaded == []
+    # A damaged file reads as an empty state, never as an error.
+    path.write_text("{not json")
+    assert other.read() == ControlState()
+    path.write_text('{"generations": {"a": "x"}, "unloaded": "b", "startup": [1]}')
+    assert other.read() == ControlState()

@@ -1,212 +1,30 @@
-"""The model repository: files on disk becoming served models, and back.
-
-Triton's layout: ``DIR/<name>/<version>/weights.pkl`` (or ``weights.npz``),
-``<version>`` a positive integer, and an optional ``DIR/<name>/model.json``
-(``description``, ``activation``: the hidden activation the weights were
-trained with). Single files (``--weights``, ``--model NAME=PATH``) join as
-version 1 of their model.
+"""The model repository at work: files on disk becoming served models, and back.
 
 Every load happens off the event loop: the file is read with the allowlisting
 loader, checked, self-tested, and only then swapped in (:meth:`Models.swap`,
 one assignment). A file that fails leaves whatever was serving in place; the
-index shows ``UNAVAILABLE`` with the reason. Names and versions come from the
-directory listing, never from a client's string, and nothing outside the
-repository is read (a link that leads out is refused).
+index shows ``UNAVAILABLE`` with the reason, and it is tried again only once
+it changes. What is on disk is :mod:`app.repository.layout`'s to say; with
+several workers in explicit mode, :mod:`app.repository.control` keeps them in
+step.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import json
 import logging
-import os
-import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import ForbiddenError, ModelLoadError, NotFoundError, clip
-from app.models import Model, Models, self_test
-from core.errors import CoreError, WeightsError
-from core.weights import load_weights
+from app.models import Model, Models
+from app.repository.control import ControlFile
+from app.repository.layout import Control, Entry, Source, load, scan, single_file
+from core.errors import CoreError
 
 logger = logging.getLogger("mnist_serve")
-
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-# A model called "stats" would hide /v2/models/stats (Triton's all-models route).
-RESERVED = frozenset({"stats"})
-WEIGHT_FILES = ("weights.pkl", "weights.npz")
-MODEL_JSON = "model.json"
-MAX_MODEL_JSON = 64 * 1024
-DEFAULT_MODEL = "mnist"
-
-State = Literal["READY", "UNAVAILABLE", "UNLOADED"]
-Control = Literal["none", "poll", "explicit"]
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where one version's weights are, and what the repository says of them."""
-
-    name: str
-    version: int
-    path: Path
-    signature: tuple[int, int, int]  # size, mtime, inode: "has it changed?"
-    activation: str | None = None
-    description: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A row of the repository index (Triton's repository extension)."""
-
-    name: str
-    version: int | None
-    state: State
-    reason: str = ""
-
-
-def _signature(path: Path) -> tuple[int, int, int]:
-    st = path.stat()
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        return path.resolve(strict=True).is_relative_to(root)
-    except (OSError, RuntimeError):  # missing, or a link loop
-        return False
-
-
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:  # a link loop: not a directory we can use
-        return False
-
-
-def _model_json(directory: Path, root: Path) -> dict[str, Any]:
-    path = directory / MODEL_JSON
-    if not path.exists():
-        return {}
-    if not _inside(path, root) or not path.is_file():
-        raise WeightsError(f"{MODEL_JSON} is not a regular file in the repository")
-    if path.stat().st_size > MAX_MODEL_JSON:
-        raise WeightsError(f"{MODEL_JSON} is over {MAX_MODEL_JSON} bytes")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError, OSError) as exc:
-        raise WeightsError(
-            f"{MODEL_JSON} is not valid JSON: {clip(str(exc))}"
-        ) from None
-    if not isinstance(meta, dict):
-        raise WeightsError(f"{MODEL_JSON} must hold a JSON object")
-    for key in ("description", "activation"):
-        if key in meta and not isinstance(meta[key], str):
-            raise WeightsError(f"{MODEL_JSON}: {key} must be a string")
-    return meta
-
-
-def scan_model(root: Path, name: str) -> tuple[list[Source], list[Entry]]:
-    """The versions of model ``name`` in ``root``, and the entries that failed.
-
-    ``name`` must be a directory entry of ``root`` (callers take it from
-    :func:`scan`'s listing or check it with :data:`NAME` first).
-    """
-    directory = root / name
-    sources: list[Source] = []
-    problems: list[Entry] = []
-    try:
-        meta = _model_json(directory, root)
-    except (WeightsError, OSError) as exc:
-        reason = exc.message if isinstance(exc, WeightsError) else str(exc)
-        return [], [Entry(name, None, "UNAVAILABLE", reason)]
-    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-        if not (entry.name.isascii() and entry.name.isdigit()):
-            continue
-        version = int(entry.name)
-        if version < 1 or not _is_dir(entry) or not _inside(Path(entry.path), root):
-            problems.append(
-                Entry(name, version, "UNAVAILABLE", "not a version directory inside "
-                      "the repository")
-            )  # fmt: skip
-            continue
-        found = [
-            Path(entry.path) / f
-            for f in WEIGHT_FILES
-            if (Path(entry.path) / f).exists()
-        ]
-        if len(found) != 1:
-            why = (
-                "no weights.pkl or weights.npz"
-                if not found
-                else "both weights.pkl and weights.npz"
-            )
-            problems.append(Entry(name, version, "UNAVAILABLE", why))
-            continue
-        path = found[0]
-        if not _inside(path, root) or not path.is_file():
-            problems.append(
-                Entry(name, version, "UNAVAILABLE", f"{path.name} is not a regular "
-                      "file inside the repository")
-            )  # fmt: skip
-            continue
-        sources.append(
-            Source(
-                name,
-                version,
-                path,
-                _signature(path),
-                meta.get("activation"),
-                meta.get("description"),
-            )
-        )
-    return sources, problems
-
-
-def scan(root: Path) -> tuple[list[Source], list[Entry]]:
-    """Every version of every model in the repository ``root``."""
-    sources: list[Source] = []
-    problems: list[Entry] = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or not _is_dir(entry):
-            continue
-        if not NAME.fullmatch(entry.name) or entry.name in RESERVED:
-            problems.append(
-                Entry(clip(entry.name), None, "UNAVAILABLE", "not a valid model name")
-            )
-            continue
-        if not _inside(Path(entry.path), root):
-            problems.append(
-                Entry(entry.name, None, "UNAVAILABLE", "leads outside the repository")
-            )
-            continue
-        found, failed = scan_model(root, entry.name)
-        sources += found
-        problems += failed
-    return sources, problems
-
-
-def single_file(name: str, path: Path) -> Source:
-    """A weights file given on its own, as version 1 of model ``name``."""
-    return Source(name, 1, path, _signature(path) if path.exists() else (0, 0, 0))
-
-
-def load(source: Source, max_bytes: int) -> Model:
-    """Read, check and self-test one version (blocking: call off the event loop).
-
-    Raises
-    ------
-    WeightsError
-        Anything wrong with the file or the network in it.
-    """
-    weights = load_weights(source.path, max_bytes, hidden_activation=source.activation)
-    self_test(weights.network)
-    return Model(source.name, source.version, weights, source.description)
 
 
 class Repository:
@@ -251,9 +69,8 @@ class Repository:
         self._failed: dict[tuple[str, int | None], tuple[Source | None, Entry]] = {}
         self._unloaded: set[str] = set()
         self._lock = asyncio.Lock()
-        self.control_file = control_file
-        self._generations: dict[str, int] = {}  # loads asked for, per model
-        self._seen_control: int | None = None
+        self.control_file = None if control_file is None else ControlFile(control_file)
+        self._generations: dict[str, int] = {}  # loads seen, per model
 
     # --- what is on disk -------------------------------------------------
 
@@ -479,44 +296,18 @@ class Repository:
         for entry in self.index():
             if entry.version is not None:
                 startup.setdefault(entry.name, []).append(entry.version)
-        self.control_file.write_text(
-            json.dumps({"generations": {}, "unloaded": [], "startup": startup})
-        )
+        self.control_file.write_startup(startup)
 
     def startup(self) -> dict[str, list[int]] | None:
         """The versions ``mnist-serve`` loaded before starting the workers, if any."""
         if self.control != "explicit" or self.control_file is None:
             return None
-        if not self.control_file.exists():
-            return None
-        startup: dict[str, list[int]] | None = _read_control(
-            self.control_file.read_text()
-        )["startup"]
-        return startup
+        return self.control_file.read().startup
 
     def _announce(self, name: str, *, load: bool) -> None:
         """Write this load or unload down for the other workers (explicit mode)."""
-        if self.control_file is None:
-            return
-        with self.control_file.open("a+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)  # read-modify-write, one worker at a time
-            f.seek(0)
-            state = _read_control(f.read())
-            generations = state["generations"]
-            unloaded = set(state["unloaded"])
-            if load:
-                generations[name] = generations.get(name, 0) + 1
-                unloaded.discard(name)
-            else:
-                unloaded.add(name)
-            self._generations[name] = generations.get(name, 0)
-            f.seek(0)
-            f.truncate()
-            f.write(
-                json.dumps({"generations": generations, "unloaded": sorted(unloaded)})
-            )
-            f.flush()
-        self._seen_control = self.control_file.stat().st_mtime_ns
+        if self.control_file is not None:
+            self._generations[name] = self.control_file.record(name, load=load)
 
     async def follow(self, interval: float = 0.5) -> None:
         """Apply the loads and unloads other workers wrote down, for ever.
@@ -530,68 +321,17 @@ class Repository:
             try:
                 await self._follow_once()
             except Exception:  # never stop following
-                logger.exception("reading %s failed", self.control_file)
+                logger.exception("following the model control file failed")
 
     async def _follow_once(self) -> None:
-        if self.control_file is None or not self.control_file.exists():
+        state = None if self.control_file is None else self.control_file.changed()
+        if state is None:
             return
-        mtime = self.control_file.stat().st_mtime_ns
-        if mtime == self._seen_control:
-            return
-        self._seen_control = mtime
-        state = _read_control(self.control_file.read_text())
-        for name in sorted(set(state["unloaded"]) - self._unloaded):
+        for name in sorted(set(state.unloaded) - self._unloaded):
             await self._unload(name)
-        for name, generation in sorted(state["generations"].items()):
+        for name, generation in sorted(state.generations.items()):
             if generation > self._generations.get(name, 0) and (
-                name not in state["unloaded"]
+                name not in state.unloaded
             ):
                 self._generations[name] = generation
                 await self._load(name)
-
-
-def _read_control(text: str) -> dict[str, Any]:
-    try:
-        state = json.loads(text) if text.strip() else {}
-    except ValueError:
-        state = {}
-    if not isinstance(state, dict):
-        state = {}
-    generations = state.get("generations", {})
-    unloaded = state.get("unloaded", [])
-    startup = state.get("startup")
-    return {
-        "generations": {
-            str(k): int(v) for k, v in generations.items() if isinstance(v, int)
-        },
-        "unloaded": [str(n) for n in unloaded],
-        "startup": None
-        if not isinstance(startup, dict)
-        else {
-            str(k): [int(v) for v in vs if isinstance(v, int)]
-            for k, vs in startup.items()
-            if isinstance(vs, list)
-        },
-    }
-
-
-def choose_default(requested: str | None, names: Iterable[str]) -> str:
-    """The model of requests that name none.
-
-    Raises
-    ------
-    WeightsError
-        ``requested`` is not served, or several models are and none is
-        called ``mnist``.
-    """
-    served = sorted(names)
-    if requested is not None:
-        return requested
-    if DEFAULT_MODEL in served or not served:
-        return DEFAULT_MODEL
-    if len(served) == 1:
-        return served[0]
-    raise WeightsError(
-        f"several models ({', '.join(served)}) and none is called {DEFAULT_MODEL!r}: "
-        "name the default with MNIST_SERVE_DEFAULT_MODEL"
-    )
