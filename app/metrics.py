@@ -110,19 +110,29 @@ class Metrics:
         # them twice.
         own = CollectorRegistry(auto_describe=True)
         registry = None if multi else own
-        self.requests = Counter(
+
+        def counter(name: str, doc: str, labels: list[str]) -> Counter:
+            return Counter(name, doc, labels, registry=registry)
+
+        def histogram(
+            name: str, doc: str, labels: list[str], buckets: tuple[float, ...]
+        ) -> Histogram:
+            return Histogram(name, doc, labels, buckets=buckets, registry=registry)
+
+        http = ["method", "route", "status"]
+        model = ["model", "version"]
+        grpc = ["method", "code"]
+        self.requests = counter(
             "mnist_serve_http_requests",
             "HTTP requests by method, route template and status.",
-            ["method", "route", "status"],
-            registry=registry,
+            http,
         )
-        self.latency = Histogram(
+        self.latency = histogram(
             "mnist_serve_http_request_duration_seconds",
             "Time from the request's arrival to the end of the answer, by method, "
             "route template and status.",
-            ["method", "route", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            http,
+            LATENCY_BUCKETS,
         )
         self.in_flight = Gauge(
             "mnist_serve_http_requests_in_flight",
@@ -130,44 +140,36 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
-        self.batch_size = Histogram(
+        self.batch_size = histogram(
             "mnist_serve_inference_batch_size",
             "Images per forward pass of the network, by model and version.",
-            ["model", "version"],
-            buckets=BATCH_BUCKETS,
-            registry=registry,
+            model,
+            BATCH_BUCKETS,
         )
-        self.images = Counter(
+        self.images = counter(
             "mnist_serve_images_processed",
             "Images classified, by model and version.",
-            ["model", "version"],
-            registry=registry,
+            model,
         )
-        self.inference_latency = Histogram(
+        self.inference_latency = histogram(
             "mnist_serve_inference_duration_seconds",
             "Time of one forward pass (or explanation), by model and version.",
-            ["model", "version"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            model,
+            LATENCY_BUCKETS,
         )
-        self.grpc_requests = Counter(
-            "mnist_serve_grpc_requests",
-            "gRPC calls by method and status code.",
-            ["method", "code"],
-            registry=registry,
+        self.grpc_requests = counter(
+            "mnist_serve_grpc_requests", "gRPC calls by method and status code.", grpc
         )
-        self.grpc_latency = Histogram(
+        self.grpc_latency = histogram(
             "mnist_serve_grpc_request_duration_seconds",
             "Time of a gRPC call, by method and status code.",
-            ["method", "code"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            grpc,
+            LATENCY_BUCKETS,
         )
-        self.load_failures = Counter(
+        self.load_failures = counter(
             "mnist_serve_model_load_failures",
             "Weights files that failed to load or self-test, by model.",
             ["model"],
-            registry=registry,
         )
         if multi:
             self.registry = CollectorRegistry()
