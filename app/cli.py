@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -102,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides[key] = overrides[key].expanduser().resolve()
     if "models" in overrides:
         overrides["models"] = dict(overrides["models"])
+
+    # Imported here, not at the top: each worker uvicorn spawns re-imports this
+    # module (the main module) before it can answer the supervisor's health
+    # check, and pydantic is not needed for that.
+    from pydantic import ValidationError
 
     from app.service import build_service, load_models
     from app.settings import Settings, export
