@@ -1,15 +1,20 @@
-"""Dockerfile, compose.yaml and deploy/k8s: linted, parsed, and checked against the app.
+"""Dockerfile, compose.yaml, deploy/k8s and the lock files: linted, parsed, and
+checked against the app.
 
-No Docker engine or cluster runs here, so these tests check what can go wrong
-without one: probes and health checks that point at routes that do not exist,
-ports that do not line up, a command the image does not have, settings that
-the service does not read, a non-root user that differs between files.
+These run without Docker or a cluster: probes and health checks that point at
+routes that do not exist, ports that do not line up, a command the image does
+not have, settings that the service does not read, a non-root user that
+differs between files, manifests that the Kubernetes API would reject. The
+built image itself is tested in tests/container (deploy/docker/build-and-test.sh).
 """
 
 from __future__ import annotations
 
+import copy
 import fnmatch
+import importlib.metadata
 import json
+import os
 import re
 import shlex
 import shutil
@@ -20,13 +25,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from fastapi.testclient import TestClient
 
 from app.cli import _parser
-from app.main import create_app
+from app.main import VERSION, create_app
 from app.settings import Settings
+from bench.procs import free_port
+from tests.e2e.conftest import start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -63,14 +71,18 @@ def exec_form(args: str) -> list[str]:
     return value
 
 
-def env_names(items: list[tuple[str, str]]) -> set[str]:
-    names: set[str] = set()
+def env_values(items: list[tuple[str, str]]) -> dict[str, str]:
+    values: dict[str, str] = {}
     for keyword, args in items:
         if keyword == "ENV":
-            names |= {
-                part.split("=", 1)[0] for part in shlex.split(args) if "=" in part
-            }
-    return names
+            values |= dict(
+                part.split("=", 1) for part in shlex.split(args) if "=" in part
+            )
+    return values
+
+
+def env_names(items: list[tuple[str, str]]) -> set[str]:
+    return set(env_values(items))
 
 
 def valid_setting(name: str) -> bool:
@@ -113,7 +125,15 @@ def manifests() -> dict[str, dict[str, Any]]:
 
 def http_port(dockerfile) -> int:
     (expose,) = [a for k, a in final_stage(dockerfile) if k == "EXPOSE"]
-    return int(expose.split("/")[0])
+    port = int(expose.split("/")[0])
+    assert env_values(final_stage(dockerfile))["MNIST_SERVE_PORT"] == str(port)
+    return port
+
+
+def image_user(dockerfile) -> tuple[str, str]:
+    user = [a for k, a in final_stage(dockerfile) if k == "USER"][-1]
+    uid, _, gid = user.partition(":")
+    return uid, gid
 
 
 # --- Dockerfile -----------------------------------------------------------------
@@ -138,31 +158,90 @@ def test_multi_stage_non_root(dockerfile):
     assert not any(k == "RUN" and "pip install" in a for k, a in runtime), (
         "the runtime stage installs nothing"
     )
-    users = [a for k, a in runtime if k == "USER"]
-    assert users, "the runtime stage sets a USER"
-    assert users[-1] not in {"0", "root"}
+    uid, gid = image_user(dockerfile)
+    assert uid not in {"0", "root"}
+    # Numeric, so that Kubernetes' runAsNonRoot can check it without /etc/passwd.
+    assert uid.isdigit()
+    assert gid.isdigit()
 
 
-def test_cmd_is_the_console_script_with_valid_flags(dockerfile):
+def test_no_syntax_directive():
+    # A `# syntax=` line makes BuildKit fetch a frontend image from Docker Hub:
+    # offline builds fail, and nothing here needs a newer frontend.
+    first = DOCKERFILE.read_text().splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE)
+
+
+def test_user_and_group_are_created_with_the_image_ids(dockerfile):
+    uid, gid = image_user(dockerfile)
+    runs = " ".join(a for k, a in final_stage(dockerfile) if k == "RUN")
+    assert re.search(rf"groupadd\b[^&;]*--gid {gid}\b", runs)
+    assert re.search(rf"useradd\b[^&;]*--uid {uid}\b[^&;]*--gid {gid}\b", runs)
+    # --system with a uid above SYS_UID_MAX warns and picks its own group.
+    assert "--system" not in runs
+
+
+def test_installs_from_the_lock_with_hashes(dockerfile):
+    runs = [a for k, a in dockerfile if k == "RUN"]
+    installs = [a for a in runs if "-r requirements/runtime.txt" in a]
+    assert installs, "the image installs requirements/runtime.txt"
+    assert all("--require-hashes" in a and "--no-deps" in a for a in installs)
+    # Nothing else reaches an index: the package itself comes from a local wheel.
+    for run in runs:
+        for command in run.split("&&"):
+            if " install " in command and "-r requirements/" not in command:
+                assert "--no-index" in command, command
+
+
+def test_cmd_is_the_console_script_with_valid_flags(dockerfile, monkeypatch):
     (cmd,) = [exec_form(a) for k, a in final_stage(dockerfile) if k == "CMD"]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert cmd[0] in scripts
     assert scripts[cmd[0]] == "app.cli:main"
+    # The CLI reads host and port from the image's environment.
+    for name, value in env_values(final_stage(dockerfile)).items():
+        monkeypatch.setenv(name, value)
     args = _parser().parse_args(cmd[1:])
     assert args.host == "0.0.0.0"
     assert args.port == http_port(dockerfile)
 
 
-def test_healthcheck_probes_a_real_route(dockerfile, app_client):
+def healthcheck_command(dockerfile) -> tuple[list[str], dict[str, str]]:
     (check,) = [a for k, a in final_stage(dockerfile) if k == "HEALTHCHECK"]
-    command = exec_form(check.split("CMD", 1)[1].strip())
-    url = re.search(r"http://127\.0\.0\.1:(\d+)(/[\w/]+)", " ".join(command))
-    assert url, command
-    assert int(url.group(1)) == http_port(dockerfile)
-    assert url.group(2) == "/health/ready"
-    assert app_client.get(url.group(2)).status_code == 200
-    # The check runs with the image's python; it must be valid Python.
-    compile(command[2], "<healthcheck>", "exec")
+    options = dict(re.findall(r"--([\w-]+)=(\S+)", check.split("CMD", 1)[0]))
+    return exec_form(check.split("CMD", 1)[1].strip()), options
+
+
+@pytest.mark.e2e
+def test_healthcheck_probes_the_port_the_service_was_given(
+    dockerfile, weights_file: Path, tmp_path: Path
+):
+    command, _ = healthcheck_command(dockerfile)
+    assert command[0] == "python"
+    assert "/health/ready'" in command[-1], "readiness, not liveness"
+    command = [sys.executable, *command[1:]]
+    server = start_server(weights_file, tmp_path)
+    try:
+        port = server.url.rsplit(":", 1)[1]
+
+        def check(port: str) -> int:
+            env = {**os.environ, "MNIST_SERVE_PORT": port}
+            return subprocess.run(command, env=env, timeout=30, check=False).returncode
+
+        assert check(port) == 0
+        assert check(str(free_port())) != 0, "nothing listens there"
+    finally:
+        server.stop()
+
+
+def test_healthcheck_timing(dockerfile):
+    _, options = healthcheck_command(dockerfile)
+    seconds = {
+        k: float(v.removesuffix("s")) for k, v in options.items() if k != "retries"
+    }
+    assert seconds["timeout"] < seconds["interval"]
+    # tests/container checks that the container is healthy within start-period.
+    assert seconds["start-period"] >= 10
 
 
 def test_env_names_are_settings(dockerfile):
@@ -263,9 +342,10 @@ def test_resources_and_security(manifests, dockerfile):
     assert 0 < _cpu(requests["cpu"]) <= _cpu(limits["cpu"])
     assert 0 < _memory(requests["memory"]) <= _memory(limits["memory"])
     pod = pod_spec(manifests)
-    user = [a for k, a in final_stage(dockerfile) if k == "USER"][-1]
+    uid, gid = image_user(dockerfile)
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert str(pod["securityContext"]["runAsUser"]) == user
+    assert str(pod["securityContext"]["runAsUser"]) == uid
+    assert str(pod["securityContext"]["runAsGroup"]) == gid
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     # A read-only root needs a writable /tmp (prometheus multiprocess files).
@@ -277,6 +357,38 @@ def test_resources_and_security(manifests, dockerfile):
         pod["terminationGracePeriodSeconds"]
         > Settings.model_fields["graceful_timeout"].default
     )
+
+
+def manifest_files() -> list[Path]:
+    return [p for p in sorted(K8S.glob("*.yaml")) if p.name != "kustomization.yaml"]
+
+
+@pytest.mark.parametrize(
+    "version", sorted(set(kubernetes_validate.utils.all_versions()))
+)
+def test_manifests_validate_against_the_kubernetes_schemas(version):
+    # Strict: a misspelt or misplaced field is an error, as the API server's
+    # field validation would make it. The schemas ship with kubernetes-validate.
+    for path in manifest_files():
+        for doc in yaml.safe_load_all(path.read_text()):
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_schema_validation_catches_a_misplaced_field(manifests):
+    broken = copy.deepcopy(manifests["Deployment"])
+    container = broken["spec"]["template"]["spec"]["containers"][0]
+    container["resources"]["limit"] = container["resources"].pop("limits")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(
+            broken, kubernetes_validate.utils.latest_version(), strict=True
+        )
+
+
+def test_no_service_links(manifests):
+    # Kubernetes would otherwise put MNIST_SERVE_PORT=tcp://<ip>:80 (from the
+    # Service named mnist-serve) into the pod's environment, where the service
+    # reads its port.
+    assert pod_spec(manifests)["enableServiceLinks"] is False
 
 
 def test_env_names_are_settings_k8s(manifests):
@@ -315,6 +427,36 @@ def test_prometheus_annotations_point_at_metrics(manifests, dockerfile, app_clie
     notes = manifests["Deployment"]["spec"]["template"]["metadata"]["annotations"]
     assert int(notes["prometheus.io/port"]) == http_port(dockerfile)
     assert app_client.get(notes["prometheus.io/path"]).status_code == 200
+
+
+# --- versions and start-up ---------------------------------------------------------
+
+
+def test_service_version_is_the_package_version():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    # /v2 server metadata and the OpenAPI document report VERSION; the image's
+    # org.opencontainers.image.version label is the same (tests/container).
+    assert VERSION == project["version"] == importlib.metadata.version("mnist-serve")
+
+
+def test_worker_bootstrap_is_light():
+    # Each worker uvicorn spawns re-imports the main module (app.cli) and
+    # configures logging (app.logconfig) before it can answer the supervisor's
+    # health check; a worker that does not answer within 5 s is killed. Neither
+    # may pull in the web framework or pydantic.
+    code = (
+        "import sys, app.cli, app.logconfig, uvicorn.supervisors.multiprocess\n"
+        "heavy = [m for m in ('fastapi', 'pydantic', 'numpy', 'app.main') if m in sys.modules]\n"
+        "print(' '.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert out.stdout.split() == []
 
 
 # --- compose ------------------------------------------------------------------------
