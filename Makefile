@@ -21,7 +21,7 @@ DEV := $(VENV)/.dev-installed
 SYSTEM_TOOLS := chromium wrk
 SYSTEM := $(VENV)/.system-checked
 
-.PHONY: serve test lint bench kserve-test clean lock lock-check
+.PHONY: serve test lint bench kserve-test clean lock lock-check docker-test
 
 $(RUNTIME): pyproject.toml requirements/runtime.txt requirements/build.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,11 @@ lock: $(DEV)
 
 lock-check: $(DEV)
 	UV=$(BIN)/uv requirements/compile.sh --check
+
+# Build the image (a debootstrap base when none is cached; root or a running
+# Docker daemon) and run tests/container against it.
+docker-test: $(DEV)
+	PYTHON=$(BIN)/python deploy/docker/build-and-test.sh
 
 clean:
 	rm -rf $(VENV) $(KSERVE_VENV) .pytest_cache .mypy_cache .ruff_cache
