@@ -3,6 +3,7 @@
     python -m bench                 # the full run (a few minutes on 2 cores)
     python -m bench --quick         # seconds: smaller inputs, shorter loads
     python -m bench core http       # only some areas: core, http, scaling, startup
+    python -m bench startup --image mnist-serve:test   # start-up, also in containers
     python -m bench --out results.json
 
 The JSON holds every row, the ratios against the baselines measured in the
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import core, http
+from bench import core, http, startup
 from bench.common import PROJECT_ROOT, default_weights, load_info
 
 AREAS = ("core", "http", "scaling", "startup")
@@ -56,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds of load per HTTP row (default 3, quick 1)",
     )
     parser.add_argument(
+        "--image",
+        help="startup: also start containers of this image (needs Docker)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         nargs="+",
@@ -84,7 +89,7 @@ def settings(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, Any]]
                 "batches": (1, 64, 1024),
                 "workers": (1,),
             },
-            "startup": {"repeats": 1},
+            "startup": {"repeats": 1, "image": args.image},
         }
     return {
         "core": {"threads": threads, "images": 10_000, "rounds": 9, "target": 0.1},
@@ -94,7 +99,7 @@ def settings(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, Any]]
             "warmup": 0.5,
             "workers": (1, 2),
         },
-        "startup": {"repeats": 3},
+        "startup": {"repeats": 5, "image": args.image},
     }
 
 
@@ -160,9 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         print("## Scaling: octet-stream images/s by batch size and workers\n")
         print(http.render_scaling(result["scaling"]) + "\n", flush=True)
     if "startup" in areas:
-        result["startup"] = http.startup(weights=weights, **params["startup"])
-        print("## Startup and memory\n")
-        print(http.render_startup(result["startup"]) + "\n", flush=True)
+        result["startup"] = startup.run(weights=weights, **params["startup"])
+        print("## Start-up, memory, and stopping under load\n")
+        print(startup.render(result["startup"]) + "\n", flush=True)
     result["machine"]["loadavg_end"] = load_info()["loadavg_1m"]
     result["seconds"] = round(time.perf_counter() - start, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,6 @@ from bench.procs import (
     free_port,
     launch,
     mnist_serve_command,
-    rss_mib,
     wait_ready,
 )
 
@@ -556,30 +554,6 @@ def scaling(
     return {"generator": generator(), "connections": connections, "rows": rows}
 
 
-def startup(*, weights: Path | None = None, repeats: int = 3) -> dict[str, Any]:
-    """Seconds from process start to the first 200 of /health/ready, and idle RSS."""
-    rows = []
-    for kind, n_workers in (("ours", 1), ("ours", 2), ("floor", 1)):
-        times = []
-        rss = []
-        for _ in range(repeats):
-            with running(kind, workers=n_workers, weights=weights) as server:
-                times.append(server.startup_s)
-                time.sleep(0.5)
-                rss.append(rss_mib(server.process.pid) or 0.0)
-        rows.append(
-            {
-                "server": "mnist-serve"
-                if kind == "ours"
-                else "floor (FastAPI+Pydantic)",
-                "workers": n_workers,
-                "ready_s": statistics.median(times),
-                "rss_idle_mib": statistics.median(rss),
-            }
-        )
-    return {"repeats": repeats, "rows": rows}
-
-
 def render(result: dict[str, Any]) -> str:
     rows = table(
         result["rows"],
@@ -620,15 +594,3 @@ def render_scaling(result: dict[str, Any]) -> str:
         columns += [(f"w{w}", f"images/s, {w} worker{'s' * (w > 1)}")]
         columns += [(f"p99_w{w}", f"p99 ms, {w}w")]
     return table(list(by_batch.values()), columns)
-
-
-def render_startup(result: dict[str, Any]) -> str:
-    return table(
-        result["rows"],
-        [
-            ("server", "server"),
-            ("workers", "workers"),
-            ("ready_s", "start to ready, s"),
-            ("rss_idle_mib", "RSS idle, MiB"),
-        ],
-    )

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from bench import core, floor_app, http, onnx_model
 from bench.__main__ import main
 from bench.common import table
+from bench.procs import rss_mib
 from core.network import Network
 
 
@@ -146,7 +147,7 @@ def test_http_measure_against_a_real_server(weights_file: Path) -> None:
         row = http.measure(server, case, "/predict", seconds=1, warmup=0)
         # The stand-in client too, so it works where wrk is not installed.
         fallback = http._asyncio_load(server.url + "/predict", case, 0.5, 2)
-        rss = http.rss_mib(server.process.pid)
+        rss = rss_mib(server.process.pid)
     assert row["requests"] > 0
     assert row["images_per_s"] == pytest.approx(row["req_per_s"] * 8)
     assert row["p99_ms"] >= row["p50_ms"] > 0
