@@ -184,3 +184,24 @@ def test_main_writes_json_and_prints_tables(
     assert "## Core forward pass" in printed
     assert str(out) in printed
     assert main(["nonsense", "--out", str(out)]) == 2
+
+
+@pytest.mark.e2e
+def test_startup_times_every_local_start(weights_file: Path) -> None:
+    from bench import startup
+
+    result = startup.run(weights=weights_file, repeats=1)
+    rows = {(r["where"], r["server"], r["workers"]): r for r in result["rows"]}
+    assert set(rows) == {
+        ("local", "mnist-serve", 1),
+        ("local", "mnist-serve", 2),
+        ("local", "floor", 1),
+    }
+    for row in rows.values():
+        assert 0 < row["first_s"] <= row["all_s"]
+        assert row["rss_idle_mib"] > 0
+    assert rows[("local", "floor", 1)]["vs_floor"] == 1.0
+    assert [i["import"] for i in result["imports"]] == list(startup.IMPORTS)
+    assert len(result["targets"]) == 2
+    assert result["stops"] == []
+    assert "start-up target" in startup.render(result)
