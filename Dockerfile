@@ -26,18 +26,20 @@ RUN python -m venv /opt/build \
         -r requirements/build.txt
 # Dependencies before the sources, so that a source change does not reinstall
 # them. Wheels only: nothing is compiled, so the build needs no compiler.
+# Bytecode is compiled here and never checked against the sources at run time
+# (they cannot change), so that a read-only container does not compile every
+# module at each start.
 RUN /opt/build/bin/pip --python /opt/venv/bin/python install --no-compile \
-        --require-hashes --no-deps --only-binary=:all: -r requirements/runtime.txt
+        --require-hashes --no-deps --only-binary=:all: -r requirements/runtime.txt \
+    && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
 COPY pyproject.toml README.md ./
 COPY core ./core
 COPY app ./app
-# Bytecode is compiled once here and never checked against the sources at run
-# time (they cannot change), so a read-only container does not compile every
-# module at each start.
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --no-index -w /tmp/dist . \
     && /opt/build/bin/pip --python /opt/venv/bin/python install --no-compile \
         --no-deps --no-index /tmp/dist/*.whl \
-    && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib \
+    && site=$(/opt/venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
+    && python -m compileall -q --invalidation-mode unchecked-hash "$site/app" "$site/core" \
     && /opt/venv/bin/python -c "import app.main, core"
 
 FROM ${RUNTIME_IMAGE} AS runtime
