@@ -38,11 +38,12 @@ PACKAGES="python3 python3-venv python3-pip python-is-python3 ca-certificates pas
 BUILD_ONLY="python3-pip python3-venv python3.11-venv python3-pip-whl python3-setuptools-whl
     python3-setuptools python3-pkg-resources python3-wheel"
 # Bump when the recipe below changes in a way the hash of its inputs cannot see.
-RECIPE=2
+RECIPE=3
 RUN_ID="$(date +%s)-$$"
 
 STARTED_DOCKERD=""
 ROOTFS=""
+PRUNE=""
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'build-and-test: %s\n' "$*" >&2; exit 1; }
@@ -61,6 +62,11 @@ cleanup() {
             # shellcheck disable=SC2086
             docker rm -f $ids >/dev/null
         fi
+    fi
+    if [ -n "$PRUNE" ]; then
+        # Untagged images built on our bases (earlier builds' stages and
+        # images this run's tag replaced); nothing else on the daemon.
+        docker image prune --force --filter "label=io.mnist-serve.base" >/dev/null
     fi
     if [ -n "$ROOTFS" ] && [ -d "$ROOTFS" ]; then
         rm -rf --one-file-system "$ROOTFS"
@@ -230,6 +236,7 @@ import_rootfs() {
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
         --change 'CMD ["python3"]' \
+        --change "LABEL io.mnist-serve.base=$1" \
         --message "debootstrap $SUITE --variant=minbase" \
         - "$1" >/dev/null
 }
@@ -277,6 +284,7 @@ fi
 VERSION=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 
 log "building $IMAGE"
+PRUNE=1
 start=$SECONDS
 mkdir -p "$STATE"
 docker build \

@@ -75,10 +75,10 @@ def test_healthy_on_the_port_it_was_given(fresh):
 
 def test_health_check_fails_when_the_service_is_on_another_port(fresh):
     # The service is told --port 9001 while MNIST_SERVE_PORT still says 8000:
-    # the check must notice (short interval and no start period, to see it soon).
+    # the check must notice (short interval and start period, to see it soon).
     c = run_container(
         port=9001,
-        options=("--health-interval", "1s", "--health-start-period", "0s",
+        options=("--health-interval", "1s", "--health-start-period", "1s",
                  "--health-retries", "1"),
         command=("mnist-serve", "--port", "9001"),
     )  # fmt: skip
