@@ -1,7 +1,8 @@
 # Production image in two stages. The build stage installs the locked
 # dependencies (requirements/runtime.txt, hashes checked) and the service into a
 # virtualenv, compiled to bytecode; the runtime stage gets that virtualenv without
-# pip, setuptools or wheel, and the weights: no build tools, no source tree.
+# pip, setuptools or wheel (the shipped weights are package data): no build
+# tools, no source tree.
 #   docker build -t mnist-serve:0.1.0 .
 #   docker run --rm -p 127.0.0.1:8000:8000 -e MNIST_SERVE_WORKERS=2 mnist-serve:0.1.0
 # Without Docker Hub, deploy/docker/build-and-test.sh makes Debian bases with
@@ -35,12 +36,14 @@ RUN /opt/build/bin/pip --python /opt/venv/bin/python install --no-compile \
 COPY pyproject.toml README.md ./
 COPY core ./core
 COPY app ./app
+COPY weights ./weights
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --no-index -w /tmp/dist . \
     && /opt/build/bin/pip --python /opt/venv/bin/python install --no-compile \
         --no-deps --no-index /tmp/dist/*.whl \
     && site=$(/opt/venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
-    && python -m compileall -q --invalidation-mode unchecked-hash "$site/app" "$site/core" \
-    && /opt/venv/bin/python -c "import app.main, core"
+    && python -m compileall -q --invalidation-mode unchecked-hash \
+        "$site/app" "$site/core" "$site/weights" \
+    && /opt/venv/bin/python -c "import app.main, core, weights; weights.shipped().stat()"
 
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=0.1.0
@@ -56,7 +59,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     MNIST_SERVE_HOST=0.0.0.0 \
     MNIST_SERVE_PORT=8000 \
-    MNIST_SERVE_WEIGHTS=/srv/mnist-serve/weights/sample_weight.pkl \
     MNIST_SERVE_WORKERS=1 \
     MNIST_SERVE_BLAS_THREADS=1 \
     MNIST_SERVE_LOG_FORMAT=json
@@ -67,10 +69,9 @@ RUN groupadd --gid 10001 mnist \
         --shell /usr/sbin/nologin --no-log-init mnist \
     && if python -m pip --version >/dev/null 2>&1; then \
         python -m pip uninstall --yes --break-system-packages pip setuptools wheel; fi
+# The shipped weights are package data in the virtualenv; mount a file and
+# point MNIST_SERVE_WEIGHTS at it to serve another network.
 COPY --from=build /opt/venv /opt/venv
-WORKDIR /srv/mnist-serve
-# The weights are baked in; MNIST_SERVE_WEIGHTS points elsewhere to override.
-COPY weights ./weights
 USER 10001:10001
 EXPOSE 8000
 # The port the service was told to use (MNIST_SERVE_PORT); the start period covers
