@@ -135,7 +135,7 @@ def test_runs_as_uid_and_gid_10001(container: Container):
 def test_root_filesystem_is_read_only_and_tmp_is_writable(container: Container):
     assert inspect(container.id)["HostConfig"]["ReadonlyRootfs"] is True
     done = subprocess.run(
-        ["docker", "exec", container.id, "touch", "/srv/mnist-serve/x"],
+        ["docker", "exec", container.id, "touch", "/opt/venv/x"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode != 0
