@@ -28,15 +28,20 @@ RUN = os.environ.get("MNIST_SERVE_TEST_RUN") or uuid.uuid4().hex[:12]
 LABEL = f"mnist-serve.test-run={RUN}"
 PORT = 8000  # the image's MNIST_SERVE_PORT
 
-# Every module of the suite: `pytestmark = needs_image`.
-needs_image = [
-    pytest.mark.container,
-    pytest.mark.skipif(
-        not IMAGE,
-        reason="no image to test: set MNIST_SERVE_TEST_IMAGE "
-        "(deploy/docker/build-and-test.sh builds one and sets it)",
-    ),
-]
+
+def needs_image() -> pytest.MarkDecorator:
+    """Every module of the suite: ``pytestmark = needs_image()`` at its top.
+
+    Without an image the whole module skips, with one reason, before its
+    tests are collected.
+    """
+    if not IMAGE:
+        pytest.skip(
+            "no image to test: set MNIST_SERVE_TEST_IMAGE "
+            "(deploy/docker/build-and-test.sh builds one and sets it)",
+            allow_module_level=True,
+        )
+    return pytest.mark.container
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True) -> str:

@@ -23,7 +23,7 @@ from tests.container.conftest import (
     needs_image,
 )
 
-pytestmark = needs_image
+pytestmark = needs_image()
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements" / "runtime.txt"

@@ -26,7 +26,7 @@ from tests.container.conftest import (
 )
 from tests.e2e.conftest import wait_in_flight
 
-pytestmark = needs_image
+pytestmark = needs_image()
 
 BODY = b'{"x": [' + b"0.5," * 783 + b"0.5]}"
 

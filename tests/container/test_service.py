@@ -14,7 +14,7 @@ import pytest
 from core.weights import load_network
 from tests.container.conftest import Container, needs_image
 
-pytestmark = needs_image
+pytestmark = needs_image()
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
