@@ -22,6 +22,7 @@ Every figure is the median of ``repeats`` runs. Only 127.0.0.1 is used.
 from __future__ import annotations
 
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -175,6 +176,11 @@ def stop_under_load(
             if key == "refused":
                 time.sleep(0.01)
 
+    # The clients write to connections that the stopping service closes: that
+    # must be an error for one request (EPIPE), not SIGPIPE for this process,
+    # which `python -m bench` resets to the default action (end quietly under
+    # `| head`).
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
         _wait(lambda: status(f"{url}/health/ready") == 200, lambda: _running(cid),
               120, image)  # fmt: skip
@@ -195,6 +201,7 @@ def stop_under_load(
         state = json.loads(docker("inspect", "--format", "{{json .State}}", cid))
     finally:
         done.set()
+        signal.signal(signal.SIGPIPE, previous)
         docker("rm", "--force", cid)
     return {
         "workers": workers,
