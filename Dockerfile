@@ -63,12 +63,19 @@ ENV PATH=/opt/venv/bin:$PATH \
     MNIST_SERVE_BLAS_THREADS=1 \
     MNIST_SERVE_LOG_FORMAT=json
 # A regular (non-system) uid/gid 10001, so that useradd neither warns nor picks
-# a group for us; an interpreter-level pip (as in python:*-slim) goes too.
+# a group for us. When RUNTIME_IMAGE is an image with pip, the interpreter's
+# packaging tools go: Debian's packages with dpkg (pip will not remove them),
+# an interpreter of its own (python:*-slim) with pip itself.
 RUN groupadd --gid 10001 mnist \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin --no-log-init mnist \
-    && if python -m pip --version >/dev/null 2>&1; then \
-        python -m pip uninstall --yes --break-system-packages pip setuptools wheel; fi
+    && if [ "$(dpkg-query --show --showformat='${db:Status-Status}' python3-pip 2>/dev/null)" \
+            = installed ]; then \
+        dpkg --purge python3-pip python3-setuptools python3-wheel python3-pkg-resources \
+            python3-venv python3.11-venv python3-pip-whl python3-setuptools-whl; \
+    elif python -m pip --version >/dev/null 2>&1; then \
+        python -m pip uninstall --yes pip setuptools wheel; \
+    fi
 # The shipped weights are package data in the virtualenv; mount a file and
 # point MNIST_SERVE_WEIGHTS at it to serve another network.
 COPY --from=build /opt/venv /opt/venv

@@ -89,21 +89,27 @@ def test_installed_packages_are_exactly_the_lock():
     assert installed == expected
 
 
+PACKAGING_PROBE = """
+import importlib.util, json, os, shutil, subprocess, sys
+find = ("import importlib.util as u, json; print(json.dumps([m for m in "
+        "('pip', 'setuptools', 'wheel', 'pkg_resources', 'ensurepip') if u.find_spec(m)]))")
+modules = {}
+# The virtualenv's interpreter and the one it was made from: the virtualenv
+# hides the system's site-packages, but the image would still hold them.
+for exe in (sys.executable, sys._base_executable):
+    out = subprocess.run([exe, "-c", find], capture_output=True, text=True, check=True)
+    modules[exe] = json.loads(out.stdout)
+print(json.dumps({
+    "modules": {exe: found for exe, found in modules.items() if found},
+    "programs": [p for p in ("pip", "pip3", "gcc", "cc", "make", "git") if shutil.which(p)],
+    "paths": [p for p in ("/src", "/opt/build", "/root/.cache/pip") if os.path.exists(p)],
+}))
+"""
+
+
 def test_no_packaging_or_build_tools():
-    found = json.loads(
-        in_image(
-            "import importlib.util as u, json, os, shutil\n"
-            "print(json.dumps({\n"
-            "  'modules': [m for m in ('pip', 'setuptools', 'wheel', 'pkg_resources')\n"
-            "              if u.find_spec(m)],\n"
-            "  'programs': [p for p in ('pip', 'pip3', 'gcc', 'cc', 'make', 'git')\n"
-            "               if shutil.which(p)],\n"
-            "  'paths': [p for p in ('/src', '/opt/build', '/root/.cache/pip')\n"
-            "            if os.path.exists(p)],\n"
-            "}))"
-        )
-    )
-    assert found == {"modules": [], "programs": [], "paths": []}
+    found = json.loads(in_image(PACKAGING_PROBE))
+    assert found == {"modules": {}, "programs": [], "paths": []}
 
 
 def test_every_module_is_compiled_to_bytecode():
