@@ -262,6 +262,12 @@ compose_command() {
 
 [ -x "$PYTHON" ] || die "$PYTHON not found: run \`make docker-test\` (it installs the test tools)"
 
+# One run at a time on this machine: a second run would share (and the first
+# would then stop) the dockerd the first one started, and both build one tag.
+mkdir -p "$STATE"
+exec 9>"$STATE/run.lock"
+flock --wait 3600 9 || die "another run holds $STATE/run.lock"
+
 ensure_daemon
 
 BASE=$(base_tag)
