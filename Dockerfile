@@ -43,7 +43,7 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --no-index -w /tmp/d
     && site=$(/opt/venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
     && python -m compileall -q --invalidation-mode unchecked-hash \
         "$site/app" "$site/core" "$site/weights" \
-    && /opt/venv/bin/python -c "import app.main, core, weights; weights.shipped().stat()"
+    && /opt/venv/bin/python -c "import app.main, core, weights; weights.shipped_file()"
 
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=0.1.0

@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
+import weights
 from core.weights import load_network
 from tests.container.conftest import Container, needs_image
 
@@ -19,7 +20,7 @@ pytestmark = needs_image()
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 # The image serves the shipped weights; the same file, loaded here, is the reference.
-NETWORK = load_network(ROOT / "weights" / "sample_weight.pkl")
+NETWORK = load_network(weights.shipped_file())
 
 
 @pytest.fixture(scope="module")
