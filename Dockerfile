@@ -46,7 +46,8 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --no-index -w /tmp/d
     && /opt/venv/bin/python -c "import app.main, core, weights; weights.shipped_file()"
 
 FROM ${RUNTIME_IMAGE} AS runtime
-ARG VERSION=0.1.0
+# build-and-test.sh passes all three (the version from pyproject.toml).
+ARG VERSION=unknown
 ARG LOCK_SHA256=unknown
 ARG GIT_COMMIT=unknown
 LABEL org.opencontainers.image.title="mnist-serve" \
