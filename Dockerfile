@@ -33,7 +33,7 @@ RUN python -m venv /opt/build \
 RUN /opt/build/bin/pip --python /opt/venv/bin/python install --no-compile \
         --require-hashes --no-deps --only-binary=:all: -r requirements/runtime.txt \
     && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY core ./core
 COPY app ./app
 COPY weights ./weights
@@ -60,6 +60,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     MNIST_SERVE_HOST=0.0.0.0 \
     MNIST_SERVE_PORT=8000 \
+    MNIST_SERVE_GRPC_PORT=8001 \
     MNIST_SERVE_WORKERS=1 \
     MNIST_SERVE_BLAS_THREADS=1 \
     MNIST_SERVE_LOG_FORMAT=json
@@ -81,7 +82,9 @@ RUN groupadd --gid 10001 mnist \
 # point MNIST_SERVE_WEIGHTS at it to serve another network.
 COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
-EXPOSE 8000
+# HTTP (MNIST_SERVE_PORT) and the Open Inference Protocol over gRPC
+# (MNIST_SERVE_GRPC_PORT).
+EXPOSE 8000 8001
 # The port the service was told to use (MNIST_SERVE_PORT); the start period covers
 # the slowest start measured (see the README's container section).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

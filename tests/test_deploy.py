@@ -123,11 +123,23 @@ def manifests() -> dict[str, dict[str, Any]]:
     return docs
 
 
-def http_port(dockerfile) -> int:
+def exposed_ports(dockerfile) -> list[int]:
     (expose,) = [a for k, a in final_stage(dockerfile) if k == "EXPOSE"]
-    port = int(expose.split("/")[0])
+    return [int(p.split("/")[0]) for p in expose.split()]
+
+
+def http_port(dockerfile) -> int:
+    port = exposed_ports(dockerfile)[0]
     assert env_values(final_stage(dockerfile))["MNIST_SERVE_PORT"] == str(port)
     return port
+
+
+def test_exposes_the_ports_the_service_listens_on(dockerfile):
+    env = env_values(final_stage(dockerfile))
+    assert exposed_ports(dockerfile) == [
+        int(env["MNIST_SERVE_PORT"]),
+        int(env["MNIST_SERVE_GRPC_PORT"]),
+    ]
 
 
 def image_user(dockerfile) -> tuple[str, str]:

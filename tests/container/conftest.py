@@ -27,6 +27,7 @@ IMAGE = os.environ.get("MNIST_SERVE_TEST_IMAGE", "")
 RUN = os.environ.get("MNIST_SERVE_TEST_RUN") or uuid.uuid4().hex[:12]
 LABEL = f"mnist-serve.test-run={RUN}"
 PORT = 8000  # the image's MNIST_SERVE_PORT
+GRPC_PORT = 8001  # the image's MNIST_SERVE_GRPC_PORT
 
 
 def needs_image() -> pytest.MarkDecorator:
@@ -75,6 +76,7 @@ class Container:
     id: str
     url: str
     started: float  # time.monotonic() just before `docker run`
+    grpc: str = ""  # host:port of the gRPC endpoint, when published
     ready_s: float | None = None
     removed: bool = field(default=False)
 
@@ -118,15 +120,25 @@ def run_container(
     options: tuple[str, ...] = (),
     command: tuple[str, ...] = (),
 ) -> Container:
-    """`docker run` the image, read-only with a /tmp tmpfs, published on 127.0.0.1."""
+    """`docker run` the image, read-only with a /tmp tmpfs; HTTP and gRPC
+    published on 127.0.0.1."""
     args = ["run", "--detach", "--label", LABEL, "--read-only", "--tmpfs", "/tmp",
-            "--publish", f"127.0.0.1::{port}", *options]  # fmt: skip
+            "--publish", f"127.0.0.1::{port}", "--publish", f"127.0.0.1::{GRPC_PORT}",
+            *options]  # fmt: skip
     for name, value in (env or {}).items():
         args += ["--env", f"{name}={value}"]
     started = time.monotonic()
     cid = docker(*args, IMAGE, *command)
-    host_port = docker("port", cid, f"{port}/tcp").splitlines()[0].rsplit(":", 1)[1]
-    return Container(cid, f"http://127.0.0.1:{host_port}", started)
+
+    def published(port: int) -> str:
+        return docker("port", cid, f"{port}/tcp").splitlines()[0].rsplit(":", 1)[1]
+
+    return Container(
+        cid,
+        f"http://127.0.0.1:{published(port)}",
+        started,
+        grpc=f"127.0.0.1:{published(GRPC_PORT)}",
+    )
 
 
 def start_period(image: str = "") -> float:

@@ -1,5 +1,6 @@
 """The service inside the container answers like the one outside: /predict in
-JSON, PNG and raw bytes, the V2 protocol through tritonclient, the web page."""
+JSON, PNG and raw bytes, the V2 protocol through tritonclient over HTTP and
+gRPC, the web page."""
 
 from __future__ import annotations
 
@@ -91,6 +92,23 @@ def test_v2_with_tritonclient(container: Container, client):
         np.testing.assert_allclose(
             result.as_numpy("probabilities"), r.json()["probabilities"], atol=1e-6
         )
+    finally:
+        tc.close()
+
+
+def test_grpc_with_tritonclient(container: Container, client):
+    grpc = pytest.importorskip("tritonclient.grpc")
+    tc = grpc.InferenceServerClient(container.grpc)
+    try:
+        assert tc.is_server_live()
+        assert tc.is_server_ready()
+        assert tc.is_model_ready("mnist")
+        x = np.random.default_rng(4).random((3, 784), dtype=np.float32)
+        tensor = grpc.InferInput("input", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        result = tc.infer("mnist", [tensor])
+        r = client.post("/predict", json={"x": x.tolist()})
+        np.testing.assert_array_equal(result.as_numpy("label"), r.json()["labels"])
     finally:
         tc.close()
 
