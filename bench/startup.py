@@ -73,9 +73,11 @@ def _wait(
 
 def _local_command(kind: str, port: int, workers: int, weights: Path) -> list[str]:
     if kind == "ours":
+        # gRPC on, as by default, but on a free port: 8001 may be taken here.
         return mnist_serve_command(
-            port, weights, "--workers", str(workers), "--log-level", "info"
-        )
+            port, weights, "--workers", str(workers), "--log-level", "info",
+            "--grpc-port", str(free_port()),
+        )  # fmt: skip
     return [sys.executable, "-m", "uvicorn", "bench.floor_app:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
             "--log-level", "info", "--no-access-log"]  # fmt: skip
