@@ -15,7 +15,11 @@ protocol of the route it happened on:
 
 The guard's refusals (408, 413, 503), the router's 404/405, validation errors
 and unexpected exceptions (500) all leave through :func:`render`, with the
-request id.
+request id; so do the connection-level refusals of :mod:`app.protocol`
+(malformed or ambiguous framing, header block too large or too slow, too many
+connections), which happen before there is a request to route. A row with
+``close`` makes the answer end the connection: the rest of what the client
+sent is never read, or cannot be trusted (RFC 9112 6.3).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pydantic
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from core.errors import (
@@ -107,11 +112,51 @@ class BodyTimeoutError(ServiceError):
 
 
 class BusyError(ServiceError):
-    """Too many requests at once: retry shortly."""
+    """Too many requests at once, or the memory budget in use: retry shortly."""
+
+
+class OverBudgetError(ServiceError):
+    """A request that would need more memory than the worker's whole budget."""
 
 
 class NotReadyError(ServiceError):
     """The model is not loaded (yet): retry shortly."""
+
+
+class ShuttingDownError(ServiceError):
+    """The server was told to stop before this request could be answered."""
+
+
+class ClientDisconnectedError(ServiceError):
+    """The client went away before its request was answered (nobody reads this)."""
+
+
+class UnsupportedEncodingError(UnsupportedMediaTypeError):
+    """A ``Content-Encoding`` other than identity: bodies are read as sent."""
+
+
+class MalformedRequestError(ServiceError):
+    """The request's framing breaks HTTP/1.1 (reported by the parser)."""
+
+
+class AmbiguousFramingError(MalformedRequestError):
+    """Framing that two parsers could read differently (RFC 9112 6.3)."""
+
+
+class HeadersTooLargeError(MalformedRequestError):
+    """The request line and headers are over the header size limit."""
+
+
+class UnsupportedTransferCodingError(MalformedRequestError):
+    """A ``Transfer-Encoding`` other than chunked."""
+
+
+class HeaderTimeoutError(ServiceError):
+    """The request line and headers did not arrive in time."""
+
+
+class TooManyConnectionsError(ServiceError):
+    """The worker holds as many open connections as it may."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +167,12 @@ class Kind:
     type: str
     headers: tuple[tuple[str, str], ...] = ()
 
+
+# A row's headers: come back in a second (a 503 that clears by itself), and
+# the connection cannot carry another request (the rest of what the client
+# sent is never read, or cannot be trusted: RFC 9112 6.3).
+_RETRY = ("Retry-After", "1")
+_CLOSE = ("Connection", "close")
 
 ERRORS: dict[type[BaseException], Kind] = {
     Exception: Kind(500, "internal-error"),
@@ -144,12 +195,31 @@ ERRORS: dict[type[BaseException], Kind] = {
         401, "unauthorized", (("WWW-Authenticate", 'Bearer realm="mnist-serve"'),)
     ),
     ForbiddenError: Kind(403, "forbidden"),
-    BodyTooLargeError: Kind(413, "body-too-large"),
-    BodyTimeoutError: Kind(408, "body-timeout"),
+    BodyTooLargeError: Kind(413, "body-too-large", (_CLOSE,)),
+    BodyTimeoutError: Kind(408, "body-timeout", (_CLOSE,)),
     # 503s that clear by themselves: say when to come back.
-    BusyError: Kind(503, "unavailable", (("Retry-After", "1"),)),
-    NotReadyError: Kind(503, "not-ready", (("Retry-After", "1"),)),
+    BusyError: Kind(503, "unavailable", (_RETRY,)),
+    OverBudgetError: Kind(413, "over-memory-budget"),
+    NotReadyError: Kind(503, "not-ready", (_RETRY,)),
+    ShuttingDownError: Kind(503, "shutting-down", (_RETRY, _CLOSE)),
+    # nginx's code for "the client closed the connection": metrics and logs
+    # tell client aborts from server errors by it.
+    ClientDisconnectedError: Kind(499, "client-closed-request", (_CLOSE,)),
+    ClientDisconnect: Kind(499, "client-closed-request", (_CLOSE,)),
+    UnsupportedEncodingError: Kind(
+        415,
+        "unsupported-content-encoding",
+        (("Accept-Encoding", "identity"),),  # RFC 9110 15.5.16
+    ),
+    MalformedRequestError: Kind(400, "malformed-request", (_CLOSE,)),
+    AmbiguousFramingError: Kind(400, "ambiguous-framing", (_CLOSE,)),
+    HeadersTooLargeError: Kind(431, "headers-too-large", (_CLOSE,)),
+    UnsupportedTransferCodingError: Kind(501, "unsupported-transfer-coding", (_CLOSE,)),
+    HeaderTimeoutError: Kind(408, "header-timeout", (_CLOSE,)),
+    TooManyConnectionsError: Kind(503, "too-many-connections", (_RETRY, _CLOSE)),
 }
+# Statuses without a phrase in http.HTTPStatus.
+_TITLES = {499: "Client Closed Request"}
 
 # Starlette's own HTTPExceptions (router 404/405, a few of its parsers) have a
 # status already; these are their problem types.
@@ -221,7 +291,17 @@ def describe(
         return Failure(kind.status, kind.type, exc.message, errors, headers, extra)
     if isinstance(exc, ServiceError):
         return Failure(kind.status, kind.type, exc.message, exc.errors, headers)
+    if isinstance(exc, ClientDisconnect):
+        return Failure(kind.status, kind.type, "the client disconnected", None, headers)
     return Failure(kind.status, kind.type, str(exc), headers=headers)
+
+
+def title(status: int) -> str:
+    """The status's reason phrase."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return _TITLES.get(status, "Error")
 
 
 def _http_failure(exc: StarletteHTTPException, method: str, path: str) -> Failure:
@@ -292,7 +372,7 @@ def render(
         return orjson.dumps({"error": detail}), "application/json"
     body: dict[str, Any] = {
         "type": f"/problems/{failure.type}",
-        "title": HTTPStatus(failure.status).phrase,
+        "title": title(failure.status),
         "status": failure.status,
         "detail": detail,
     }
@@ -362,8 +442,28 @@ def install(app: FastAPI) -> None:
     for cls in (
         CoreError,
         ServiceError,
+        ClientDisconnect,
         StarletteHTTPException,
         RequestValidationError,
         pydantic.ValidationError,
     ):
         app.add_exception_handler(cls, _handler)
+
+
+def raw_response(exc: BaseException, request_id: str) -> bytes:
+    """A whole HTTP/1.1 answer for ``exc``, for refusals made before there is a request.
+
+    The connection-level guard (:mod:`app.protocol`) writes it straight to the
+    socket: the request line may be unreadable, so the path (and with it the
+    V2 format) is unknown, and the answer is problem+json.
+    """
+    failure = describe(exc, method="", path="", request_id=request_id)
+    body, media_type = render(failure, Protocol.PROBLEM, request_id)
+    lines = [
+        f"HTTP/1.1 {failure.status} {title(failure.status)}",
+        f"content-type: {media_type}",
+        f"content-length: {len(body)}",
+        f"x-request-id: {request_id}",
+        *(f"{k.lower()}: {v}" for k, v in failure.headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

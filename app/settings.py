@@ -80,10 +80,35 @@ class Settings(BaseSettings):
     """Most files in one multipart upload (413 beyond)."""
     max_part_bytes: int = Field(4 * MiB, gt=0)
     """Largest single file part in a multipart upload (413 beyond)."""
+    max_request_pixels: int = Field(32_000_000, gt=0)
+    """Most pixels (summed over the files, read from their headers) in one
+    request (413 beyond, before any is decoded): decoding costs CPU per pixel."""
     body_timeout: float = Field(10.0, gt=0)
     """Seconds a client may take to send its whole body (408 beyond)."""
+    header_timeout: float = Field(10.0, gt=0)
+    """Seconds for a request line and headers to arrive, from the connection's
+    opening or the next request's first byte (408 and closed beyond)."""
+    send_timeout: float = Field(10.0, gt=0)
+    """Seconds a client may leave its answer unread before it is disconnected."""
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
+    """Largest request line + header block (431 beyond)."""
+    max_connections: int = Field(256, gt=0)
+    """Open connections per worker; more are answered 503 and closed at once."""
     max_concurrency: int = Field(64, gt=0)
-    """Requests handled at once per worker; more get 503 with Retry-After."""
+    """Requests decoding, computing or answering at once per worker; more get
+    503 with Retry-After. Requests still sending their body and requests that
+    need no work (health, metrics, the page) do not count."""
+    queue_timeout: float = Field(5.0, ge=0)
+    """Seconds a request may wait, in arrival order, for memory or a work slot
+    before it gets 503 with Retry-After."""
+    work_threads: int = Field(2, gt=0)
+    """Heavy jobs (large bodies, images, big batches) run in threads, at most
+    this many at once per worker: more only compete with the event loop."""
+    memory_budget: int = Field(256 * MiB, ge=16 * MiB)
+    """Bytes that the requests of one worker may hold at once: bodies, decoded
+    inputs, answers (503 with Retry-After beyond; 413 for one request that
+    could never fit). Peak RSS per worker stays under idle + this + the
+    connections' buffers (see the README)."""
     graceful_timeout: float = Field(10.0, gt=0)
     """Seconds in-flight requests may run on after SIGTERM before the worker exits."""
 
@@ -108,7 +133,7 @@ class Settings(BaseSettings):
         """Single-file models (``weights`` as ``mnist``, then ``models``), absolute."""
         files = {} if self.weights is None else {DEFAULT_MODEL: self.weights}
         files.update(self.models)
-        return {name: path.expanduser().resolve() for name, path in files.items()}
+        return {name: _absolute(path) for name, path in files.items()}
 
     def repository(self) -> Path | None:
         """The repository directory: the given one, the shipped one, or none
@@ -116,6 +141,15 @@ class Settings(BaseSettings):
         if self.model_repository is not None:
             return self.model_repository.expanduser().resolve()
         return None if self.weights is not None else shipped_weights.shipped()
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` resolved, or only made absolute when it cannot be (a symlink
+    loop: the loader then says so in one line)."""
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError):
+        return path.expanduser().absolute()
 
 
 def export(settings: Settings) -> None:
