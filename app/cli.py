@@ -97,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     for key in ("weights", "model_repository"):
         if key in overrides:
-            overrides[key] = overrides[key].expanduser().resolve()
+            # Made absolute only: resolving symlinks (a loop raises) is the loader's.
+            overrides[key] = overrides[key].expanduser().absolute()
     if "models" in overrides:
         overrides["models"] = dict(overrides["models"])
 
@@ -106,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # check, and pydantic is not needed for that.
     from pydantic import ValidationError
 
+    import numpy as np
+
+    from app.admission import tune_allocator
     from app.service import build_service, load_models
     from app.settings import Settings, export
     from core.errors import CoreError
@@ -121,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    tune_allocator()  # before anything large is allocated, and for the workers
     # Fail fast, with one line, before uvicorn starts any worker. The
     # repository's own log lines would repeat it: they wait for the workers.
     quiet = logging.getLogger("mnist_serve")
@@ -134,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings.model_copy(update={"control_file": control})
     service = build_service(settings)
     try:
-        asyncio.run(load_models(service))
+        # NumPy's overflow warnings on absurd weights would be lines of their own.
+        with np.errstate(all="ignore"):
+            asyncio.run(load_models(service))
     except CoreError as exc:
         print(f"mnist-serve: cannot load weights: {exc.message}", file=sys.stderr)
         return 2
@@ -146,12 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
+    from app.connection import GuardedH11Protocol
     from app.logconfig import log_config
+    from app.signals import ignore_sighup_in_process
 
     metrics_dir = _metrics_dir(settings.workers) if settings.metrics else None
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal so the
     # process dies "by signal". A stop that went as planned should exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    ignore_sighup_in_process()
     try:
         uvicorn.run(
             "app.main:app",
@@ -166,9 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             server_header=False,
             date_header=False,
             # h11, even when httptools is installed: httptools has no limit on
-            # header size (one 200 MiB header line grew a worker by 360 MiB),
-            # h11 answers 400 past 16 KiB.
-            http="h11",
+            # header size (one 200 MiB header line grew a worker by 360 MiB).
+            # Our subclass adds header, body and send deadlines, a connection
+            # cap and strict framing (app/protocol.py).
+            http=GuardedH11Protocol,
+            h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     finally:
         if metrics_dir is not None:

@@ -15,8 +15,8 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from starlette.concurrency import run_in_threadpool
 
+from app.admission import run_heavy
 from app.models import Model, Models
 from core.batch import Batch
 from core.explain import Explanation, explain
@@ -108,7 +108,7 @@ class Inference:
             if batch.rows <= self.inline_rows:
                 out = fn(batch.x)
             else:
-                out = await run_in_threadpool(fn, batch.x)
+                out = await run_heavy(fn, batch.x)
         except BaseException:
             stats.record(batch.rows, time.perf_counter_ns() - start, ok=False)
             raise

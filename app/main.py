@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import errors
+from app.admission import Budget, set_work_threads, tune_allocator
 from app.middleware import GuardMiddleware, MetricsMiddleware
 from app.routes import (
     activations,
@@ -36,6 +37,7 @@ from app.routes import (
 from app.routes import metrics as metrics_route
 from app.service import Service, build_service, load_models
 from app.settings import Settings
+from app.signals import ignore_sighup_in_worker
 from core.errors import CoreError
 
 logger = logging.getLogger("mnist_serve")
@@ -60,6 +62,8 @@ def _limit_blas_threads(threads: int) -> Any:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: Service = app.state.service
     settings = service.settings
+    ignore_sighup_in_worker()
+    tune_allocator()
     limiter = _limit_blas_threads(settings.blas_threads)
     try:
         await load_models(service)
@@ -105,6 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served offline, under a CSP, by app.routes.docs instead of from a CDN.
         docs_url=None,
         redoc_url=None,
+        # No redirect to the path with(out) a trailing slash: Starlette builds
+        # it from the Host header, so `GET /activations/` with `Host:
+        # evil.example` would send the client to evil.example. 404 instead.
+        redirect_slashes=False,
     )
     service = build_service(settings)
     app.state.service = service
@@ -122,11 +130,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs,
     ):
         app.include_router(module.router)
+    app.state.budget = Budget(
+        settings.memory_budget, settings.max_concurrency, settings.queue_timeout
+    )
+    set_work_threads(settings.work_threads)
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,
-        max_concurrency=settings.max_concurrency,
+        budget=app.state.budget,
     )
     if service.metrics is not None:
         app.include_router(metrics_route.router)

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
+    Strict,
     StrictBool,
     TypeAdapter,
     WithJsonSchema,
@@ -123,7 +124,11 @@ class ActivationRequest(BaseModel):
         json_schema_extra={"examples": [{"x": [-2, -1, 0, 1, 2], "alpha": 0.1}]},
     )
 
-    x: list[float] = Field(min_length=1, description="Points at which to evaluate.")
+    # Strict: JSON numbers only (no booleans, no numeric strings), and an
+    # integer too large for a float is refused rather than overflowing.
+    x: list[Annotated[float, Strict()]] = Field(
+        min_length=1, description="Points at which to evaluate."
+    )
 
 
 class ActivationValues(BaseModel):

@@ -54,6 +54,7 @@ def build_service(settings: Settings) -> Service:
                 max_pixels=settings.max_image_pixels,
                 max_bytes=settings.max_body_bytes,
             ),
+            max_request_pixels=settings.max_request_pixels,
         ),
         models=models,
         repository=repository,

@@ -3,19 +3,40 @@
 Codecs know wire formats (JSON text, multipart framing, the Open Inference
 Protocol's tensors); ``core`` is the only authority on shape, range, size and
 values. Routes pick a codec by ``Content-Type`` and never look at numbers.
+
+Every route that reads a body follows one content-negotiation rule: the
+``Content-Type`` is checked against the media types the route reads before
+the body is read (415 otherwise, naming them); JSON must be UTF-8 (a
+``charset`` other than utf-8 is 415, a byte-order mark or UTF-16 text is
+malformed JSON, 400); ``Content-Encoding`` other than identity is refused by
+the guard for every route alike (415, ``Accept-Encoding: identity``).
+
+Decoding is charged to the request's memory budget (:mod:`app.admission`)
+before it starts, from the body's size and media type, and runs in the
+thread pool when the body is over :data:`INLINE_BYTES` (images always), so
+that parsing megabytes never holds up the event loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
+from app import admission
 from app.codecs import images, jsonbody
 from app.errors import UnsupportedMediaTypeError
 from core.batch import Batch
 from core.images import ImageLimits
+
+T = TypeVar("T")
+
+# Bodies up to this size are parsed on the event loop (about a millisecond
+# of orjson and NumPy for 256 KiB); larger ones in the thread pool, where the
+# loop can go on serving other connections between the parser's steps.
+INLINE_BYTES = 256 * 1024
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp")
 SUPPORTED = (
@@ -34,11 +55,63 @@ class Limits:
     max_parts: int
     max_part_bytes: int
     image: ImageLimits
+    max_request_pixels: int = 32_000_000
 
 
 def media_type(request: Request) -> str:
     """The request's ``Content-Type`` without parameters, lower case."""
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def negotiate(request: Request, accepted: tuple[str, ...]) -> str:
+    """The request's media type, if the route reads it (``image/*`` matches images).
+
+    ``""`` in ``accepted`` admits a request without a ``Content-Type`` (the
+    Open Inference Protocol's clients send none).
+
+    Raises
+    ------
+    UnsupportedMediaTypeError
+        Any other ``Content-Type`` (or none), or JSON in a charset other than UTF-8.
+    """
+    media = media_type(request)
+    if media == "application/json":
+        charset = _charset(request.headers.get("content-type", ""))
+        if charset not in ("", "utf-8", "utf8"):
+            raise UnsupportedMediaTypeError(
+                f"JSON must be UTF-8, got charset {charset[:32]!r}"
+            )
+    if media in accepted or ("image/*" in accepted and media.startswith("image/")):
+        return media
+    names = ", ".join(a for a in accepted if a)
+    raise UnsupportedMediaTypeError(
+        f"unsupported Content-Type {media[:64] or '(none)'!r}; use one of: {names}"
+    )
+
+
+def _charset(content_type: str) -> str:
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return ""
+
+
+async def run_sized(size: int, fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` inline for a body of ``size`` bytes up to INLINE_BYTES, else in a thread."""
+    if size <= INLINE_BYTES:
+        return fn(*args)
+    return await admission.run_heavy(fn, *args)
+
+
+async def read_json(request: Request, what: str) -> bytes:
+    """The body of a JSON route, charged for parsing (415 for another media type)."""
+    negotiate(request, ("application/json",))
+    body = await request.body()
+    await admission.charge(
+        request.scope, len(body) * admission.JSON_BYTES_PER_BODY_BYTE, what
+    )
+    return body
 
 
 async def read_batch(request: Request, limits: Limits, preprocess: str) -> Batch:
@@ -49,27 +122,47 @@ async def read_batch(request: Request, limits: Limits, preprocess: str) -> Batch
     UnsupportedMediaTypeError
         A ``Content-Type`` that no codec reads.
     """
-    media = media_type(request)
+    media = negotiate(request, (*SUPPORTED, "image/*"))
+    body = await request.body()
+    what = "decoding the body"
     if media == "application/json":
-        return jsonbody.decode_predict(await request.body(), limits.max_rows)
-    if media == "application/octet-stream":
-        return Batch.from_bytes(await request.body(), max_rows=limits.max_rows)
-    if media == "multipart/form-data" or media.startswith("image/"):
-        body = await request.body()
-        if media == "multipart/form-data":
-            parts = images.split_multipart(
-                body,
-                request.headers.get("content-type", ""),
-                max_parts=limits.max_parts,
-                max_part_bytes=limits.max_part_bytes,
-            )
-        else:
-            parts = [images.Upload(None, body)]
-        # Decoding and normalising images is CPU work: off the event loop.
-        return await run_in_threadpool(
-            images.decode_images, parts, preprocess, limits.image, limits.max_rows
+        await admission.charge(
+            request.scope, len(body) * admission.JSON_BYTES_PER_BODY_BYTE, what
         )
-    raise UnsupportedMediaTypeError(
-        f"unsupported Content-Type {media or '(none)'!r}; use one of: "
-        f"{', '.join(SUPPORTED)}"
+        return await run_sized(
+            len(body), jsonbody.decode_predict, body, limits.max_rows
+        )
+    if media == "application/octet-stream":
+        await admission.charge(
+            request.scope, len(body) * admission.OCTET_BYTES_PER_BODY_BYTE, what
+        )
+        return await run_sized(len(body), _from_bytes, body, limits.max_rows)
+    content_type = request.headers.get("content-type", "")
+    # Splitting, decoding and normalising images is CPU work: off the event
+    # loop. The headers say what decoding will cost before any is decoded.
+    parts, cost = await admission.run_heavy(
+        _split_uploads, media, content_type, body, limits
     )
+    await admission.charge(request.scope, cost, "decoding the images")
+    return await admission.run_heavy(
+        images.decode_images, parts, preprocess, limits.image, limits.max_rows
+    )
+
+
+def _from_bytes(body: bytes, max_rows: int) -> Batch:
+    return Batch.from_bytes(body, max_rows=max_rows)
+
+
+def _split_uploads(
+    media: str, content_type: str, body: bytes, limits: Limits
+) -> tuple[list[images.Upload], int]:
+    if media == "multipart/form-data":
+        parts = images.split_multipart(
+            body,
+            content_type,
+            max_parts=limits.max_parts,
+            max_part_bytes=limits.max_part_bytes,
+        )
+    else:
+        parts = [images.Upload(None, body)]
+    return parts, images.decode_cost(parts, limits.max_request_pixels)

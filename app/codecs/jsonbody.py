@@ -16,10 +16,10 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from app.errors import MalformedBodyError
-from app.schemas import PredictRequest
+from app.errors import InvalidRequestError, MalformedBodyError, clip
+from app.schemas import ActivationRequest, PredictRequest
 from core.batch import Batch, Scale
-from core.errors import InputError
+from core.errors import InputError, LimitExceededError
 from core.network import INPUT_SIZE
 
 
@@ -61,6 +61,53 @@ def decode_predict(body: bytes, max_rows: int) -> Batch:
     x = numbers_array(envelope.x, _numbers_only(body, data))
     scale = Scale.PIXELS if envelope.normalize else Scale.UNIT
     return Batch.from_numbers(x, scale=scale, max_rows=max_rows, name="x")
+
+
+def decode_activation(
+    body: bytes, max_points: int
+) -> tuple[list[float], dict[str, float]]:
+    """The JSON body of POST /activations/{name}: ``{"x": [...], <params>}``.
+
+    ``x`` holds JSON numbers only (no booleans or strings), the parameters
+    are numbers that fit a float; which parameters a function takes, and
+    their ranges, are ``core``'s to check.
+
+    Raises
+    ------
+    MalformedBodyError
+        Not JSON.
+    LimitExceededError
+        More than ``max_points`` points.
+    pydantic.ValidationError, InvalidRequestError
+        Not an object, ``x`` missing or not numbers, a parameter not a number.
+    """
+    data = parse(body)
+    if isinstance(data, dict):
+        x = data.get("x")
+        if isinstance(x, list) and len(x) > max_points:
+            raise LimitExceededError(
+                f"{len(x)} points is over the limit of {max_points}"
+            )
+    envelope = ActivationRequest.model_validate(data)
+    params: dict[str, float] = {}
+    for key, value in (envelope.model_extra or {}).items():
+        params[key] = _number(key, value)
+    return envelope.x, params
+
+
+def _number(key: str, value: object) -> float:
+    where = {"loc": ["body", clip(key)], "msg": "must be a number"}
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(
+            f"parameter {clip(key)} must be a number", errors=[where]
+        )
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float's range
+        raise InvalidRequestError(
+            f"parameter {clip(key)} is too large for a number",
+            errors=[{**where, "msg": "too large"}],
+        ) from None
 
 
 def _count_upto(body: bytes, byte: bytes, limit: int) -> int:

@@ -15,8 +15,11 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from app import admission
+from app.codecs import negotiate, run_sized
 from app.codecs.jsonbody import parse
 from app.codecs.tensors import (
     ITEMSIZE,
@@ -84,6 +87,49 @@ class Decoded:
     id: str | None
     batch: Batch
     outputs: list[Output]
+
+
+# What an inference request may be sent as; tritonclient sends no Content-Type.
+MEDIA_TYPES = ("application/json", "application/octet-stream", "")
+
+
+async def read(request: Request, max_rows: int) -> Decoded:
+    """Read, charge and decode the body of an inference request."""
+    negotiate(request, MEDIA_TYPES)
+    body = await request.body()
+    header_length = request.headers.get(HEADER_LENGTH)
+    # A JSON header is charged as JSON; binary tensors after it as copies.
+    json_bytes = (
+        len(body)
+        if header_length is None
+        else min(len(body), _int_or_zero(header_length))
+    )
+    await admission.charge(
+        request.scope,
+        json_bytes * admission.JSON_BYTES_PER_BODY_BYTE
+        + (len(body) - json_bytes) * admission.BINARY_BYTES_PER_BODY_BYTE,
+        "decoding the inference request",
+    )
+    decoded = await run_sized(len(body), decode, body, header_length, max_rows)
+    await admission.charge(
+        request.scope,
+        decoded.batch.rows * ANSWER_BYTES_PER_ROW,
+        "answering the inference request",
+    )
+    return decoded
+
+
+# An answer's JSON header and binary outputs, per row: ten float32 numbers
+# and a label, as JSON text (at most ~190 bytes) or raw (48 bytes), rendered
+# by orjson (twice the text at its peak).
+ANSWER_BYTES_PER_ROW = 1024
+
+
+def _int_or_zero(text: str) -> int:
+    try:
+        return max(0, int(text))
+    except ValueError:
+        return 0
 
 
 def decode(body: bytes, header_length: str | None, max_rows: int) -> Decoded:

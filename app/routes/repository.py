@@ -16,6 +16,8 @@ from starlette.responses import Response
 
 from app import protocol
 from app.auth import check_admin
+from app.codecs import negotiate
+from app.codecs.v2 import MEDIA_TYPES as V2_MEDIA_TYPES
 from app.deps import ServiceDep
 from app.errors import InvalidRequestError
 from app.responses import ORJSONResponse
@@ -50,6 +52,8 @@ def _explicit(service: Service, action: str) -> None:
 
 
 async def _options(request: Request) -> dict[str, Any]:
+    # The V2 rule of every body route: JSON, octet-stream or no Content-Type.
+    negotiate(request, V2_MEDIA_TYPES)
     body = await request.body()
     if not body.strip():
         return {}

@@ -25,7 +25,6 @@ from app import protocol
 from app.codecs import v2 as codec
 from app.codecs.tensors import INPUT_NAME
 from app.deps import ServiceDep
-from app.errors import UnsupportedMediaTypeError
 from app.models import Model
 from app.responses import ORJSONResponse
 from core.network import INPUT_SIZE
@@ -49,7 +48,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "Malformed request: not JSON, binary sizes that do not add up."),
         (404, "Unknown model or version."),
         (413, "Batch or body over a limit."),
-        (415, "Compressed request bodies are not supported."),
+        (415, "A Content-Type other than JSON or octet-stream, or a compressed body."),
         (
             422,
             "Wrong tensor name, datatype or shape; non-finite or out-of-range values.",
@@ -209,17 +208,9 @@ _INFER_DOC = {
 async def _infer(
     request: Request, service: ServiceDep, name: str, version: str | None
 ) -> Response:
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding != "identity":
-        raise UnsupportedMediaTypeError(
-            f"Content-Encoding {encoding[:32]!r} is not supported; send identity"
-        )
+    # Content-Encoding is refused by the guard, for every route alike.
     service.models.get(name, version)  # 404 before reading a body for nobody
-    decoded = codec.decode(
-        await request.body(),
-        request.headers.get(codec.HEADER_LENGTH),
-        service.limits.max_rows,
-    )
+    decoded = await codec.read(request, service.limits.max_rows)
     prediction = await service.inference.predict(decoded.batch, name, version)
     body, media_type, headers = codec.encode(decoded, prediction)
     return Response(body, media_type=media_type, headers=headers or None)
