@@ -39,8 +39,13 @@ def launch(
     log: Path,
     env: dict[str, str] | None = None,
     cwd: Path = PROJECT_ROOT,
+    new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` in ``cwd`` (the project root), its output going to ``log``."""
+    """Start ``command`` in ``cwd`` (the project root), its output going to ``log``.
+
+    ``new_session``: in a process group of its own, so that a signal sent to
+    the server's group reaches none of the caller's processes.
+    """
     with log.open("wb") as out:  # the child keeps its own descriptor
         return subprocess.Popen(
             command,
@@ -48,6 +53,7 @@ def launch(
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
+            start_new_session=new_session,
         )
 
 

@@ -192,7 +192,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     if not status_line:
         raise ConnectionError("closed before any answer")
     status = int(status_line.split(b" ", 2)[1])
-    length, close = 0, False
+    length, close, chunked = 0, False, False
     while (line := await reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.decode("latin-1").partition(":")
         key = name.strip().lower()
@@ -200,7 +200,15 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
             length = int(value)
         elif key == "connection" and value.strip().lower() == "close":
             close = True
-    await reader.readexactly(length)
+        elif key == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    if not chunked:
+        await reader.readexactly(length)
+        return status, close
+    # Large answers stream in chunks (app/responses.py).
+    while size := int((await reader.readline()).split(b";")[0], 16):
+        await reader.readexactly(size + 2)
+    await reader.readline()  # the blank line after the last chunk
     return status, close
 
 
