@@ -52,9 +52,9 @@ class Server:
 
 
 def _start(command: list[str], port: int, tmp_path: Path, env: dict[str, str] | None,
-           ready_timeout: float) -> Server:  # fmt: skip
+           ready_timeout: float, new_session: bool = False) -> Server:  # fmt: skip
     log = tmp_path / f"server-{port}.log"
-    process = launch(command, log, env)
+    process = launch(command, log, env, new_session=new_session)
     url = f"http://127.0.0.1:{port}"
     wait_ready(process, url, log, timeout=ready_timeout)
     return Server(process, url, log)
@@ -66,12 +66,13 @@ def start_server(
     *args: str,
     env: dict[str, str] | None = None,
     ready_timeout: float = 30,
+    new_session: bool = False,
 ) -> Server:
     """``mnist-serve`` on a free port, ready (``/health/ready`` is 200)."""
     port = free_port()
     command = [*mnist_serve_command(), "--host", "127.0.0.1", "--port", str(port),
                "--weights", str(weights), *args]  # fmt: skip
-    return _start(command, port, tmp_path, env, ready_timeout)
+    return _start(command, port, tmp_path, env, ready_timeout, new_session)
 
 
 def start_app(
