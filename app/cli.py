@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # h11, even when httptools is installed: httptools has no limit on
             # header size (one 200 MiB header line grew a worker by 360 MiB).
             # Our subclass adds header, body and send deadlines, a connection
-            # cap and strict framing (app/protocol.py).
+            # cap and strict framing (app/connection.py).
             http=GuardedH11Protocol,
             h11_max_incomplete_event_size=settings.max_header_bytes,
         )

@@ -15,7 +15,7 @@ protocol of the route it happened on:
 
 The guard's refusals (408, 413, 503), the router's 404/405, validation errors
 and unexpected exceptions (500) all leave through :func:`render`, with the
-request id; so do the connection-level refusals of :mod:`app.protocol`
+request id; so do the connection-level refusals of :mod:`app.connection`
 (malformed or ambiguous framing, header block too large or too slow, too many
 connections), which happen before there is a request to route. A row with
 ``close`` makes the answer end the connection: the rest of what the client
@@ -453,7 +453,7 @@ def install(app: FastAPI) -> None:
 def raw_response(exc: BaseException, request_id: str) -> bytes:
     """A whole HTTP/1.1 answer for ``exc``, for refusals made before there is a request.
 
-    The connection-level guard (:mod:`app.protocol`) writes it straight to the
+    The connection-level guard (:mod:`app.connection`) writes it straight to the
     socket: the request line may be unreadable, so the path (and with it the
     V2 format) is unknown, and the answer is problem+json.
     """

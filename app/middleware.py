@@ -195,7 +195,7 @@ class _Body:
     def refusal(self) -> Exception | None:
         """Why the request is refused before its body is read, if it is."""
         if self.chunked and self.length is not None:
-            # uvicorn's protocol refuses this first (app.protocol); this
+            # uvicorn's protocol refuses this first (app.connection); this
             # holds under any other server too.
             return errors.AmbiguousFramingError(
                 "a request may not carry both Content-Length and "

@@ -780,7 +780,7 @@ def test_chunked_body_over_the_limit_is_cut_off_while_streaming(
 # uvicorn's "auto" HTTP parser is httptools whenever it is installed, and its
 # httptools protocol buffers a header block of any size: 200 MiB of one header
 # line grew a worker from 74 to 435 MiB (measured). mnist-serve runs h11 (with
-# app.protocol on top), which stops at MNIST_SERVE_MAX_HEADER_BYTES (16 KiB).
+# app.connection on top), which stops at MNIST_SERVE_MAX_HEADER_BYTES (16 KiB).
 @pytest.mark.parametrize("whole", [False, True], ids=["trickled", "one-write"])
 def test_oversized_header_block_is_refused_not_buffered(
     server: Server, client: httpx.Client, whole: bool
