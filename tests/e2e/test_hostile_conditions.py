@@ -1009,7 +1009,9 @@ def test_k8s_memory_settings_are_the_ones_the_bound_was_computed_from() -> None:
     }
     budget = int(env["MNIST_SERVE_MEMORY_BUDGET"]) / MiB
     connections = int(env["MNIST_SERVE_MAX_CONNECTIONS"]) * CONNECTION_KIB / 1024
-    idle = 100  # one worker idles at ~90 MiB (bench.hostile measures it)
+    # One worker idles at ~104 MiB with the shipped models and gRPC (measured
+    # by bench.hostile); the limit keeps headroom above the bound.
+    idle = 120
     limit = k8s_memory_limit_mib()
     assert limit is not None
     assert limit >= idle + budget + connections
