@@ -105,9 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here, not at the top: each worker uvicorn spawns re-imports this
     # module (the main module) before it can answer the supervisor's health
     # check, and pydantic is not needed for that.
-    from pydantic import ValidationError
-
     import numpy as np
+    from pydantic import ValidationError
 
     from app.admission import tune_allocator
     from app.service import build_service, load_models
