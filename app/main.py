@@ -76,7 +76,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from app.grpc_api.server import start  # only when gRPC is on
 
         grpc_server = await start(
-            service, host=settings.host, port=settings.grpc_port, version=VERSION
+            service,
+            app.state.budget,
+            host=settings.host,
+            port=settings.grpc_port,
+            version=VERSION,
         )
     tasks = []
     if settings.model_control == "poll":

@@ -30,7 +30,8 @@ from google.protobuf.json_format import ParseDict
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from app import errors, protocol
+from app import admission, errors, protocol
+from app.admission import Budget
 from app.auth import check_admin
 from app.codecs.tensors import Tensor, raw_bytes, results, select_outputs, to_batch
 from app.errors import InvalidRequestError
@@ -51,8 +52,9 @@ _CONTENTS = {"FP32": "fp32_contents", "UINT8": "uint_contents"}
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     """The protocol's RPCs over a :class:`Service` (its models, limits, stats)."""
 
-    def __init__(self, service: Service, version: str) -> None:
+    def __init__(self, service: Service, budget: Budget, version: str) -> None:
         self.service = service
+        self.budget = budget
         self.version = version
 
     async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -218,6 +220,15 @@ def _tensor(request: Any) -> Tensor:
     return Tensor(sent.name, sent.datatype, shape, np.asarray(values, dtype=dtype))
 
 
+def _decoding_cost(request: Any) -> int:
+    """Bytes the decoding of the input may hold at once (see app.admission)."""
+    size = int(request.ByteSize())
+    per_byte = admission.BINARY_BYTES_PER_BODY_BYTE
+    if request.inputs and request.inputs[0].datatype == "UINT8":
+        per_byte = admission.OCTET_BYTES_PER_BODY_BYTE
+    return size * per_byte
+
+
 def _top(parameters: Any) -> int | None:
     parameter = parameters.get("classification")
     if parameter is None:
@@ -278,8 +289,27 @@ class _Health:
         self.known |= names
 
 
-async def start(service: Service, *, host: str, port: int, version: str) -> Any:
+def grpc_calls(settings: Any) -> int:
+    """gRPC calls at once: their messages, read whole before any handler (and
+    so before any charge), may hold an eighth of the memory budget, on top of it
+    (4 calls of 8 MiB at the defaults; see the README's memory bound)."""
+    return max(
+        1,
+        min(
+            settings.max_concurrency,
+            settings.memory_budget // (8 * settings.max_body_bytes),
+        ),
+    )
+
+
+async def start(
+    service: Service, budget: Budget, *, host: str, port: int, version: str
+) -> Any:
     """Start the gRPC server on ``host:port`` in the running event loop.
+
+    grpc reads each message whole before a handler runs, so the calls at once
+    are capped by what the memory budget holds of the largest message; each
+    call's decoding is then charged to ``budget`` like an HTTP body's.
 
     Raises
     ------
@@ -293,10 +323,10 @@ async def start(service: Service, *, host: str, port: int, version: str) -> Any:
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ],
-        maximum_concurrent_rpcs=settings.max_concurrency,
+        maximum_concurrent_rpcs=grpc_calls(settings),
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        InferenceService(service, version), server
+        InferenceService(service, budget, version), server
     )
     health_service = _Health(service)
     health_pb2_grpc.add_HealthServicer_to_server(health_service.servicer, server)
