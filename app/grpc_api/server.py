@@ -40,6 +40,7 @@ from app.grpc_api.protos import inference_pb2_grpc as pb_grpc
 from app.logconfig import set_request_id
 from app.middleware import REQUEST_ID
 from app.service import Service
+from app.settings import Settings
 
 logger = logging.getLogger("mnist_serve")
 
@@ -289,7 +290,7 @@ class _Health:
         self.known |= names
 
 
-def grpc_calls(settings: Any) -> int:
+def grpc_calls(settings: Settings) -> int:
     """gRPC calls at once: their messages, read whole before any handler (and
     so before any charge), may hold an eighth of the memory budget, on top of it
     (4 calls of 8 MiB at the defaults; see the README's memory bound)."""
