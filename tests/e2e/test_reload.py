@@ -222,9 +222,9 @@ def test_every_worker_converges(repo: Path, tmp_path: Path) -> None:
     try:
         _put(repo, 2, _net(2))
         _wait_for(s.url, lambda v, _: v == "2")
-        # Every fresh connection, whichever worker takes it, now answers v2.
-        seen = {_answer(s.url)[0] for _ in range(60)}
-        assert seen == {"2"}
+        # Each worker scans on its own: once 60 fresh connections in a row,
+        # whichever worker takes each, answer v2, both have converged.
+        _until(lambda: all(_answer(s.url)[0] == "2" for _ in range(60)))
     finally:
         assert s.stop() == 0
 
