@@ -1,26 +1,46 @@
-"""JSON bodies: orjson text to Python, and arrays of numbers straight to NumPy.
+"""JSON bodies: arrays of numbers straight into NumPy, everything else as orjson reads it.
 
-orjson parses a 100-image body in ~1.7 ms; turning its lists into float32 is
-the other large cost. :func:`numbers_array` converts them in one pass when the
-JSON text proves that they can hold nothing but numbers (then NumPy cannot
-silently read a ``true`` as 1.0), and otherwise leaves the lists for
-:class:`core.batch.Batch` to inspect and name what is wrong.
+Two readers give the same outcome for every body:
+
+* the fast one (:func:`fast_numbers`): simdjson parses the text and copies one
+  array of numbers (``x``, or a tensor's ``data``) into a NumPy buffer with
+  ``as_buffer``, never making a Python float. It takes only bodies it can
+  prove it reads exactly as orjson does, and returns None for anything else;
+* the general one: orjson to Python objects, then NumPy from the lists. Every
+  error is this reader's: when the fast one declines, or when what it read is
+  refused (by Pydantic or :class:`core.batch.Batch`), the body is read again
+  here, so a refused body gets the very same error whichever way it came.
+
+Both hand :class:`core.batch.Batch` the numbers; it alone decides whether they
+are an acceptable input.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+import math
+import threading
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 import orjson
+import pydantic
+import simdjson
 from numpy.typing import NDArray
 
-from app.errors import InvalidRequestError, MalformedBodyError, clip
+from app.errors import InvalidRequestError, MalformedBodyError, ServiceError, clip
 from app.schemas import ActivationRequest, PredictRequest
 from core.batch import Batch, Scale
-from core.errors import InputError, LimitExceededError
+from core.errors import CoreError, InputError, LimitExceededError
 from core.network import INPUT_SIZE
+
+Path = tuple[str | int, ...]
+Kind = Literal["d", "i"]  # as_buffer's float64 or int64
+# Envelopes are a few keys and short lists; the fast reader walks them in
+# Python, so a body with a large one is left to orjson.
+MAX_ENVELOPE_NODES = 1_000
+_BOM = b"\xef\xbb\xbf"
 
 
 def parse(body: bytes) -> Any:
@@ -56,9 +76,27 @@ def parse(body: bytes) -> Any:
 
 def decode_predict(body: bytes, max_rows: int) -> Batch:
     """The JSON body of /predict and /explain: ``{"x": ..., "normalize": ...}``."""
+    fast = fast_numbers(body, ("x",))
+    if fast is not None:
+        envelope, x = fast
+        envelope["x"] = x
+        try:
+            return _predict_batch(PredictRequest.model_validate(envelope), x, max_rows)
+        except REFUSALS:
+            pass  # refused: the general reader says why, in its own words
+    return general_predict(body, max_rows)
+
+
+def general_predict(body: bytes, max_rows: int) -> Batch:
+    """:func:`decode_predict` by the general reader alone (orjson, then NumPy)."""
     data = parse(body)
     envelope = PredictRequest.model_validate(data)
-    x = numbers_array(envelope.x, _numbers_only(body, data))
+    return _predict_batch(
+        envelope, numbers_array(envelope.x, _numbers_only(body, data)), max_rows
+    )
+
+
+def _predict_batch(envelope: PredictRequest, x: object, max_rows: int) -> Batch:
     scale = Scale.PIXELS if envelope.normalize else Scale.UNIT
     return Batch.from_numbers(x, scale=scale, max_rows=max_rows, name="x")
 
@@ -108,6 +146,10 @@ def _number(key: str, value: object) -> float:
             f"parameter {clip(key)} is too large for a number",
             errors=[{**where, "msg": "too large"}],
         ) from None
+
+
+# What a fast read may run into that the general reader must then put in words.
+REFUSALS = (CoreError, ServiceError, pydantic.ValidationError)
 
 
 def _count_upto(body: bytes, byte: bytes, limit: int) -> int:
@@ -167,3 +209,156 @@ def _flat_rows(x: list[Any]) -> NDArray[np.float32] | None:
         itertools.chain.from_iterable(x), dtype=np.float32, count=len(x) * INPUT_SIZE
     )
     return flat.reshape(len(x), INPUT_SIZE)
+
+
+# --------------------------------------------------------------------------
+# The fast reader
+# --------------------------------------------------------------------------
+
+
+class _Declined(Exception):
+    """The body is valid JSON but not one the fast reader vouches for."""
+
+
+class _Parsers(threading.local):
+    # A simdjson parser keeps its buffers (about the size of the largest body
+    # it has read) between documents; one per thread, since a parser's
+    # documents must be released before it parses the next one.
+    parser: simdjson.Parser | None = None
+
+
+_parsers = _Parsers()
+
+
+def fast_numbers(
+    body: bytes,
+    path: Path,
+    kind: Callable[[dict[str, Any]], Kind] = lambda envelope: "d",
+) -> tuple[dict[str, Any], NDArray[Any]] | None:
+    """The array at ``path`` read straight into NumPy, and the rest as orjson reads it.
+
+    Parameters
+    ----------
+    body : bytes
+        A JSON text whose top level is an object.
+    path : tuple
+        Keys and list indices down to the array of numbers, e.g. ``("x",)``.
+    kind : callable
+        Given the rest of the document, ``"d"`` to read the numbers as float64
+        or ``"i"`` as int64 (then a number written with a fraction or an
+        exponent declines, as the general reader's integers-only rule wants).
+
+    Returns
+    -------
+    (envelope, array) or None
+        The document without the array, as Python objects, and the array
+        with the shape of its nesting. None when the body is not one the fast
+        reader can prove it reads as orjson does: not JSON, a byte order mark
+        or any backslash escape, duplicate keys, a large envelope, no array at
+        ``path``, or an array that is not numbers nested to a regular shape.
+    """
+    if body.startswith(_BOM) or body.find(b"\\") >= 0:
+        # orjson refuses a byte order mark where simdjson skips it; without
+        # escapes, the text of every key and string is its value, which the
+        # bracket count below relies on.
+        return None
+    try:
+        return _read(_parser(), body, path, kind)
+    except _Declined:
+        return None
+    except RuntimeError:
+        _parsers.parser = None  # a parser in a bad state is not used again
+        return None
+    except (ValueError, TypeError, KeyError, IndexError, MemoryError):
+        return None  # simdjson's refusals: the general reader words them
+
+
+def _parser() -> simdjson.Parser:
+    if _parsers.parser is None:
+        _parsers.parser = simdjson.Parser()
+    return _parsers.parser
+
+
+def _read(
+    parser: simdjson.Parser,
+    body: bytes,
+    path: Path,
+    kind: Callable[[dict[str, Any]], Kind],
+) -> tuple[dict[str, Any], NDArray[Any]]:
+    walk = _Walk(path)
+    envelope = walk.plain(parser.parse(body), ())
+    array = walk.found
+    if not isinstance(envelope, dict) or not isinstance(array, simdjson.Array):
+        raise _Declined
+    shape = _first_shape(array)
+    arrays = sum(math.prod(shape[:level]) for level in range(len(shape)))
+    # Every '[' of the text is an array of the envelope, a '[' inside one of
+    # its keys or strings, or an array inside the numbers. With exactly as
+    # many in the numbers as a regular nesting of this shape has, and each of
+    # those arrays of the right length, every element below is a scalar,
+    # which as_buffer then requires to be a number.
+    expected = walk.brackets + arrays
+    if _count_upto(body, b"[", expected + 1) != expected:
+        raise _Declined
+    if len(shape) > 1 and not _regular(array, shape):
+        raise _Declined
+    code = kind(envelope)
+    dtype = np.int64 if code == "i" else np.float64
+    flat = np.frombuffer(array.as_buffer(of_type=code), dtype=dtype)
+    return envelope, flat.reshape(shape)
+
+
+class _Walk:
+    """Converts a simdjson document to Python objects, except the array at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.found: object = None
+        self.brackets = 0  # the envelope's arrays and the '[' in its text
+        self.nodes = 0
+
+    def plain(self, node: object, at: Path) -> object:
+        self.nodes += 1
+        if self.nodes > MAX_ENVELOPE_NODES:
+            raise _Declined
+        if isinstance(node, simdjson.Object):
+            keys = list(node.keys())
+            if len(set(keys)) != len(keys):
+                raise _Declined  # orjson keeps the last of a repeated key
+            out = {}
+            for key in keys:
+                self.brackets += key.count("[")
+                where = (*at, key)
+                if where == self.path:
+                    self.found = node[key]
+                else:
+                    out[key] = self.plain(node[key], where)
+            return out
+        if isinstance(node, simdjson.Array):
+            self.brackets += 1
+            return [self.plain(item, (*at, i)) for i, item in enumerate(node)]
+        if isinstance(node, str):
+            self.brackets += node.count("[")
+        return node
+
+
+def _first_shape(array: simdjson.Array) -> tuple[int, ...]:
+    """The shape the nesting would have if it is regular, read along first items."""
+    shape = []
+    node: object = array
+    while isinstance(node, simdjson.Array):
+        shape.append(len(node))
+        if not shape[-1]:
+            break
+        node = node[0]
+    return tuple(shape)
+
+
+def _regular(array: simdjson.Array, shape: tuple[int, ...]) -> bool:
+    """Every array above the numbers has the length ``shape`` says."""
+    for item in array:
+        if not isinstance(item, simdjson.Array) or len(item) != shape[1]:
+            return False
+        if len(shape) > 2 and not _regular(item, shape[1:]):
+            return False
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -9,6 +10,8 @@ import numpy as np
 import orjson
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.codecs import images, jsonbody
 from app.codecs import v2 as v2codec
@@ -110,6 +113,309 @@ def test_decode_predict_normalize_scales_pixels() -> None:
     )
     assert batch.single
     assert (batch.x == 1).all()
+
+
+# --- the fast JSON reader (simdjson) against the general one (orjson) ----------
+#
+# Every body must have the same outcome (the same batch, bit for bit, or the
+# same error and message) whichever reader takes it; the fast reader may only
+# decline. ``fast`` says whether it is expected to take the body itself, so that
+# the table keeps proving the fast path is exercised.
+
+ROW = ",".join(["0.5"] * 784)
+ROW_783 = ",".join(["0.5"] * 783)
+
+
+def _row(*head: str, size: int = 784) -> str:
+    return ",".join([*head, *["0.25"] * (size - len(head))])
+
+
+PREDICT_BODIES: list[tuple[str, bytes, bool]] = [
+    ("single", f'{{"x": [{ROW}]}}'.encode(), True),
+    ("batch", f'{{"x": [[{ROW}], [{ROW}]]}}'.encode(), True),
+    (
+        "28x28",
+        ('{"x": [' + ",".join([f"[{_row(size=28)}]"] * 28) + "]}").encode(),
+        True,
+    ),
+    (
+        "n x 28 x 28",
+        (
+            '{"x": ['
+            + ",".join(["[" + ",".join([f"[{_row(size=28)}]"] * 28) + "]"] * 2)
+            + "]}"
+        ).encode(),
+        True,
+    ),
+    (
+        "normalize",
+        f'{{"normalize": true, "x": [{_row("255", "0", "17")}]}}'.encode(),
+        True,
+    ),
+    ("normalize false", f'{{"x": [{ROW}], "normalize": false}}'.encode(), True),
+    (
+        "number spellings",
+        f'{{"x": [{_row("1", "0", "-0", "-0.0", "0.0", "1E-5", "5e-1", "1.0e0", "2.5E-1", "1e-400", "0.1000000000000000055511151231257827")}]}}'.encode(),
+        True,
+    ),
+    (
+        "whitespace",
+        f'\n {{ "x" :\t[ {ROW.replace(",", " ,  ")} ] }} \r\n'.encode(),
+        True,
+    ),
+    ("ints beyond int64", f'{{"x": [{_row("18446744073709551615")}]}}'.encode(), True),
+    ("out of range", f'{{"x": [{_row("1.5")}]}}'.encode(), True),
+    ("negative", f'{{"x": [{_row("-0.001")}]}}'.encode(), True),
+    ("over float32", f'{{"x": [{_row("1e39")}]}}'.encode(), True),
+    ("too many rows", ('{"x": [' + ",".join([f"[{ROW}]"] * 5) + "]}").encode(), True),
+    ("wrong shape", b'{"x": [[0.5, 0.5], [0.5, 0.5]]}', True),
+    ("empty", b'{"x": []}', True),
+    ("empty rows", b'{"x": [[], []]}', True),
+    ("short row", f'{{"x": [[{ROW}], [{ROW_783}]]}}'.encode(), False),
+    # Rows of 783 and 785 hold 2 x 784 numbers: the nesting is ragged.
+    ("ragged, same count", f'{{"x": [[{ROW_783}], [{ROW},0.5]]}}'.encode(), False),
+    # The first row has 784, the others 783 and 785: 3 x 784 numbers in all.
+    (
+        "ragged after a full row",
+        f'{{"x": [[{ROW}], [{ROW_783}], [{ROW},0.5]]}}'.encode(),
+        False,
+    ),
+    # A pair and an empty list in one row: 784 items, 784 numbers, not regular.
+    ("nested items", f'{{"x": [[[0.5, 0.5], [], {_row(size=782)}]]}}'.encode(), False),
+    ("number then rows", f'{{"x": [0.5, [{ROW}]]}}'.encode(), False),
+    ("rows then number", f'{{"x": [[{ROW}], 0.5]}}'.encode(), False),
+    ("deeper row", f'{{"x": [[[{ROW}]], [{ROW}]]}}'.encode(), False),
+    ("boolean", f'{{"x": [{_row("true")}]}}'.encode(), False),
+    ("null", f'{{"x": [{_row("null")}]}}'.encode(), False),
+    ("string", f'{{"x": [{_row(chr(34) + "1" + chr(34))}]}}'.encode(), False),
+    (
+        "string with a bracket",
+        f'{{"x": [{_row(chr(34) + "[" + chr(34))}]}}'.encode(),
+        False,
+    ),
+    ("object", f'{{"x": [{_row("{}")}]}}'.encode(), False),
+    (
+        "integer beyond 64 bits",
+        f'{{"x": [{_row("99999999999999999999999")}]}}'.encode(),
+        False,
+    ),
+    ("NaN", f'{{"x": [{_row("NaN")}]}}'.encode(), False),
+    ("infinite", f'{{"x": [{_row("1e400")}]}}'.encode(), False),
+    ("repeated key", f'{{"x": [0.5], "x": [{ROW}]}}'.encode(), False),
+    ("escaped key", f'{{"\\u0078": [{ROW}]}}'.encode(), False),
+    ("byte order mark", b"\xef\xbb\xbf" + f'{{"x": [{ROW}]}}'.encode(), False),
+    ("trailing text", f'{{"x": [{ROW}]}} x'.encode(), False),
+    ("trailing NUL", f'{{"x": [{ROW}]}}\x00'.encode(), False),
+    ("not UTF-8", f'{{"x": [{ROW}], "y": "\xff"}}'.encode("latin-1"), False),
+    ("extra key", f'{{"x": [{ROW}], "y": 1}}'.encode(), True),
+    ("extra key with brackets", f'{{"x": [{ROW}], "y[": "[["}}'.encode(), True),
+    ("normalize not a boolean", f'{{"x": [{ROW}], "normalize": 1}}'.encode(), True),
+    ("no x", b'{"normalize": true}', False),
+    ("x not a list", b'{"x": 0.5}', False),
+    ("a list", f"[{ROW}]".encode(), False),
+    ("truncated", f'{{"x": [{ROW}'.encode(), False),
+    ("deep", b'{"x": ' + b"[" * 2000 + b"]" * 2000 + b"}", False),
+]
+
+
+def _predict_outcome(decode: Any, body: bytes) -> object:
+    try:
+        batch = decode(body, 4)
+    except (CoreError, pydantic.ValidationError, MalformedBodyError) as exc:
+        return (type(exc).__name__, str(exc))
+    assert batch.x.dtype == np.float32
+    return (batch.single, batch.x.shape, batch.x.tobytes())
+
+
+@pytest.mark.parametrize(
+    ("body", "fast"), [pytest.param(b, f, id=i) for i, b, f in PREDICT_BODIES]
+)
+def test_fast_and_general_json_readers_agree(body: bytes, fast: bool) -> None:
+    assert (jsonbody.fast_numbers(body, ("x",)) is not None) is fast
+    assert _predict_outcome(jsonbody.decode_predict, body) == _predict_outcome(
+        jsonbody.general_predict, body
+    )
+
+
+def _float32_edges(n: int) -> np.ndarray:
+    """Doubles in [0, 1] that test text -> double -> float32: halfway points
+    between neighbouring float32s (and their neighbours), subnormals, random."""
+    rng = np.random.default_rng(7)
+    below = rng.random(n).astype(np.float32)
+    above = np.nextafter(below, np.float32(2))
+    halfway = (below.astype(np.float64) + above.astype(np.float64)) / 2
+    return np.concatenate(
+        [
+            halfway,
+            np.nextafter(halfway, 0),
+            np.nextafter(halfway, 2),
+            rng.random(n),
+            np.array([5e-324, 1e-310, 1.4e-45, 7e-46, 1.0, 0.0]),
+        ]
+    )
+
+
+def test_the_fast_reader_rounds_every_number_as_the_general_one() -> None:
+    values = _float32_edges(4 * 784)[: 4 * 784].reshape(4, 784)
+    body = orjson.dumps({"x": values.tolist()})
+    assert jsonbody.fast_numbers(body, ("x",)) is not None
+    fast = jsonbody.decode_predict(body, 4).x
+    assert fast.tobytes() == jsonbody.general_predict(body, 4).x.tobytes()
+    assert fast.tobytes() == values.astype(np.float32).tobytes()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 2 * 784 - 1),
+            st.one_of(
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.floats(0, 1),
+                st.integers(-(2**70), 2**70),
+                st.booleans(),
+                st.none(),
+                st.text(max_size=3),
+                st.lists(st.floats(0, 1), max_size=2),
+            ),
+        ),
+        max_size=3,
+    ),
+)
+def test_the_readers_agree_on_edited_batches(data: Any, edits: list[Any]) -> None:
+    rows: list[list[Any]] = _float32_edges(784)[: 2 * 784].reshape(2, 784).tolist()
+    for at, value in edits:
+        rows[at // 784][at % 784] = value
+    if data.draw(st.booleans(), label="drop one value"):
+        rows[1].pop()
+    # json, not orjson: it writes integers beyond 64 bits too.
+    body = json.dumps({"x": rows, "normalize": data.draw(st.booleans())}).encode()
+    assert _predict_outcome(jsonbody.decode_predict, body) == _predict_outcome(
+        jsonbody.general_predict, body
+    )
+
+
+def _v2_body(
+    data: object, datatype: str = "FP32", shape: Any = None, **extra: Any
+) -> bytes:
+    tensor = {
+        "name": "input",
+        "shape": [2, 784] if shape is None else shape,
+        "datatype": datatype,
+        "data": data,
+    }
+    return orjson.dumps({"inputs": [tensor], **extra})
+
+
+_PIXELS = np.random.default_rng(3).integers(0, 256, (2, 784))
+_FLOATS = _float32_edges(784)[: 2 * 784].reshape(2, 784)
+V2_BODIES: list[tuple[str, bytes, bool]] = [
+    ("flat FP32", _v2_body(_FLOATS.ravel().tolist()), True),
+    ("nested FP32", _v2_body(_FLOATS.tolist()), True),
+    (
+        "28x28 FP32",
+        _v2_body(_FLOATS.reshape(2, 28, 28).tolist(), shape=[2, 28, 28]),
+        True,
+    ),
+    ("flat UINT8", _v2_body(_PIXELS.ravel().tolist(), "UINT8"), True),
+    ("nested UINT8", _v2_body(_PIXELS.tolist(), "UINT8"), True),
+    ("FP32 as integers", _v2_body((_PIXELS // 255).ravel().tolist()), True),
+    ("UINT8 as floats", _v2_body([1.0] * 1568, "UINT8"), False),
+    ("UINT8 out of range", _v2_body([256] * 1568, "UINT8"), True),
+    ("size mismatch", _v2_body([0.5] * 1567), True),
+    ("too many rows", _v2_body([0.5] * 784 * 5, shape=[5, 784]), True),
+    ("ragged", _v2_body([[0.5] * 783, [0.5] * 785]), False),
+    ("boolean", _v2_body([True] + [0.5] * 1567), False),
+    (
+        "with outputs and an id",
+        _v2_body(
+            _FLOATS.ravel().tolist(),
+            id="a[1]",
+            outputs=[
+                {"name": "label"},
+                {"name": "probabilities", "parameters": {"classification": 2}},
+            ],
+            parameters={"binary_data_output": False, "tags": ["[", "]]"]},
+        ),
+        True,
+    ),
+    # Data with one '[' more than a regular nesting (an item [0.5] in a row of
+    # 784 items), and an id whose value holds a '[' its text escapes: counted
+    # naively, the brackets would balance and the nesting pass as regular.
+    (
+        "escaped bracket",
+        _v2_body([[0.5, [0.5], *[0.5] * 782], [0.5] * 784], id="X").replace(
+            b'"X"', b'"\\u005b"'
+        ),
+        False,
+    ),
+    ("unknown datatype", _v2_body(_FLOATS.tolist(), "FP64"), True),
+    (
+        "data and binary size",
+        orjson.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [2, 784],
+                        "datatype": "FP32",
+                        "data": [0.5] * 1568,
+                        "parameters": {"binary_data_size": 6272},
+                    }
+                ]
+            }
+        ),
+        True,
+    ),
+    (
+        # The second input's data is envelope to the fast reader: too large.
+        "two inputs",
+        orjson.dumps(
+            {"inputs": [orjson.loads(_v2_body([0.5] * 1568))["inputs"][0]] * 2}
+        ),
+        False,
+    ),
+    (
+        "no data",
+        orjson.dumps(
+            {"inputs": [{"name": "input", "shape": [2, 784], "datatype": "FP32"}]}
+        ),
+        False,
+    ),
+    (
+        "repeated key in parameters",
+        _v2_body([0.5] * 1568).replace(
+            b'"inputs"', b'"parameters": {"a": 1, "a": 2}, "inputs"', 1
+        ),
+        False,
+    ),
+]
+
+
+def _v2_outcome(decode: Any, body: bytes) -> object:
+    try:
+        decoded = decode(body, None, 4)
+    except (
+        CoreError,
+        pydantic.ValidationError,
+        MalformedBodyError,
+        InvalidRequestError,
+    ) as exc:
+        return (type(exc).__name__, str(exc))
+    batch = decoded.batch
+    return (decoded.id, decoded.outputs, batch.single, batch.x.shape, batch.x.tobytes())
+
+
+@pytest.mark.parametrize(
+    ("body", "fast"), [pytest.param(b, f, id=i) for i, b, f in V2_BODIES]
+)
+def test_fast_and_general_v2_readers_agree(body: bytes, fast: bool) -> None:
+    taken = v2codec.fast_numbers(body, v2codec.DATA_PATH, v2codec._number_kind)
+    assert (taken is not None) is fast
+    assert _v2_outcome(v2codec.decode, body) == _v2_outcome(
+        v2codec.general_decode, body
+    )
 
 
 # --- multipart ----------------------------------------------------------------
