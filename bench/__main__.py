@@ -5,9 +5,11 @@
     python -m bench core http       # only some areas: core, http, scaling, startup
     python -m bench startup --image mnist-serve:test   # start-up, also in containers
     python -m bench --out results.json
+    python -m bench http --compare before.json   # each row's ratio to an earlier run
 
 The JSON holds every row, the ratios against the baselines measured in the
-same run, the machine's load at the start, and the versions involved.
+same run, the machine's load at the start and end (and, for HTTP, at each
+row), and the versions involved.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import core, http, startup
+from bench import compare, core, http, loadgen, startup
 from bench.common import PROJECT_ROOT, default_weights, load_info
 
 AREAS = ("core", "http", "scaling", "startup")
@@ -54,7 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seconds",
         type=float,
-        help="seconds of load per HTTP row (default 3, quick 1)",
+        help="seconds of load per HTTP round (default 2, quick 1)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help="http: rounds per row, the median reported (default 3, quick 1)",
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="FILE",
+        help="a previous run's JSON: print each row's ratio to it",
     )
     parser.add_argument(
         "--image",
@@ -71,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def settings(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Run parameters per area: the full run, or the quick one."""
-    seconds = args.seconds or (1.0 if quick else 3.0)
+    seconds = args.seconds or (1.0 if quick else 2.0)
     threads = tuple(args.threads or ((1,) if quick else (1, 2)))
     if quick:
         return {
@@ -82,7 +96,12 @@ def settings(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, Any]]
                 "target": 0.02,
                 "batches": (1, 100, 2_000),
             },
-            "http": {"seconds": seconds, "warmup": 0.2, "workers": (1,)},
+            "http": {
+                "seconds": seconds,
+                "warmup": 0.2,
+                "workers": (1,),
+                "repeats": args.repeats or 1,
+            },
             "scaling": {
                 "seconds": seconds,
                 "warmup": 0.2,
@@ -93,9 +112,14 @@ def settings(quick: bool, args: argparse.Namespace) -> dict[str, dict[str, Any]]
         }
     return {
         "core": {"threads": threads, "images": 10_000, "rounds": 9, "target": 0.1},
-        "http": {"seconds": seconds, "warmup": 1.0, "workers": (1, 2)},
+        "http": {
+            "seconds": seconds,
+            "warmup": 0.5,
+            "workers": (1, 2),
+            "repeats": args.repeats or 3,
+        },
         "scaling": {
-            "seconds": max(1.0, seconds * 2 / 3),
+            "seconds": seconds,
             "warmup": 0.5,
             "workers": (1, 2),
         },
@@ -128,6 +152,28 @@ def versions() -> dict[str, str]:
     return out
 
 
+# Each area: its heading, how it runs, how its table is drawn.
+RUNS: dict[str, tuple[str, Callable[..., dict[str, Any]], Callable[[Any], str]]] = {
+    "core": ("Core forward pass (images/s; µs per call)", core.run, core.render),
+    "http": (
+        "HTTP and gRPC: mnist-serve vs the floor (bare FastAPI + Pydantic) and "
+        "MLServer",
+        http.run,
+        http.render,
+    ),
+    "scaling": (
+        "Scaling: octet-stream images/s by batch size and workers",
+        http.scaling,
+        http.render_scaling,
+    ),
+    "startup": (
+        "Start-up, memory, and stopping under load",
+        startup.run,
+        startup.render,
+    ),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     areas = args.areas or list(AREAS)
@@ -138,47 +184,48 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    before = json.loads(args.compare.read_text()) if args.compare else None
     params = settings(args.quick, args)
     weights = args.weights or default_weights()
+    generators = {"http": loadgen.http_generator(), "grpc": loadgen.grpc_generator()}
     result: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "quick": args.quick,
         "machine": {**load_info(), "platform": platform.platform()},
         "versions": versions(),
         "weights": str(weights),
-        "load_generator": http.generator(),
+        "load_generator": generators,
     }
     print(f"# mnist-serve benchmarks ({'quick' if args.quick else 'full'} run)")
     print(f"machine: {result['machine']}")
-    print(f"HTTP load: {http.generator()}, {http.CONNECTIONS} connections\n")
+    print(
+        f"load: {generators['http']} (HTTP), {generators['grpc']} (gRPC), "
+        f"{http.CONNECTIONS} connections\n"
+    )
     start = time.perf_counter()
-    if "core" in areas:
-        result["core"] = core.run(weights=weights, **params["core"])
-        print("## Core forward pass (images/s; µs per call)\n")
-        print(core.render(result["core"]) + "\n", flush=True)
-    if "http" in areas:
-        result["http"] = http.run(weights=weights, **params["http"])
-        print("## HTTP /predict vs the floor (bare FastAPI + Pydantic)\n")
-        print(http.render(result["http"]) + "\n", flush=True)
-    if "scaling" in areas:
-        result["scaling"] = http.scaling(weights=weights, **params["scaling"])
-        print("## Scaling: octet-stream images/s by batch size and workers\n")
-        print(http.render_scaling(result["scaling"]) + "\n", flush=True)
-    if "startup" in areas:
-        result["startup"] = startup.run(weights=weights, **params["startup"])
-        print("## Start-up, memory, and stopping under load\n")
-        print(startup.render(result["startup"]) + "\n", flush=True)
+    for area in AREAS:
+        if area not in areas:
+            continue
+        heading, run, render = RUNS[area]
+        result[area] = run(weights=weights, **params[area])
+        print(f"## {heading}\n")
+        print(render(result[area]))
+        print(f"\nload average now: {load_info()['loadavg_1m']}\n", flush=True)
     result["machine"]["loadavg_end"] = load_info()["loadavg_1m"]
     result["seconds"] = round(time.perf_counter() - start, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"{result['seconds']} s; JSON written to {args.out}")
-    if not shutil.which("wrk") and "http" in areas:
-        print(
-            "note: wrk is not installed (apt-get install wrk): HTTP rows used the "
-            "asyncio client, which is slower than the servers",
-            file=sys.stderr,
-        )
+    if before is not None:
+        print(f"\n## Compared with {args.compare}\n")
+        print(compare.render(compare.compare(result, before), result, before))
+    for tool, package in (("wrk", "wrk"), ("h2load", "nghttp2-client")):
+        if not shutil.which(tool) and {"http", "scaling"} & set(areas):
+            print(
+                f"note: {tool} is not installed (apt-get install {package}): its rows "
+                "used an asyncio client, which is slower than the servers",
+                file=sys.stderr,
+            )
     return 0
 
 

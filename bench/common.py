@@ -120,3 +120,11 @@ def target_row(name: str, value: float, op: str, goal: float) -> dict[str, Any]:
     """One line of a targets table: a measured ratio against its goal."""
     met = value >= goal if op == ">=" else value <= goal
     return {"target": name, "ratio": value, "goal": f"{op} {goal:g}", "met": met}
+
+
+def targets_table(rows: Sequence[dict[str, Any]], title: str) -> str:
+    """The targets of an area, as :func:`target_row` makes them."""
+    return table(
+        rows,
+        [("target", title), ("ratio", "ratio"), ("goal", "goal"), ("met", "met")],
+    )

@@ -31,6 +31,7 @@ from bench.common import (
     sample_images,
     table,
     target_row,
+    targets_table,
 )
 from core.weights import load_network
 
@@ -182,26 +183,18 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+COLUMNS = [
+    ("impl", "implementation"),
+    ("batch", "batch"),
+    ("threads", "threads"),
+    ("images_per_s", "images/s"),
+    ("call_us", "µs/call"),
+]
+
+
 def render(result: dict[str, Any]) -> str:
-    rows = table(
-        result["rows"],
-        [
-            ("impl", "implementation"),
-            ("batch", "batch"),
-            ("threads", "threads"),
-            ("images_per_s", "images/s"),
-            ("call_us", "µs/call"),
-        ],
-    )
-    goals = table(
-        result["ratios"],
-        [
-            ("target", "core target"),
-            ("ratio", "ratio"),
-            ("goal", "goal"),
-            ("met", "met"),
-        ],
-    )
+    rows = table(result["rows"], COLUMNS)
+    goals = targets_table(result["ratios"], "core target")
     if result["onnxruntime"] is None:
         goals += (
             "\n\nonnxruntime is not installed (pip install '.[bench]'): the "

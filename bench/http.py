@@ -1,38 +1,52 @@
-"""HTTP: /predict against the floor app, under wrk on 127.0.0.1.
+"""HTTP and gRPC: mnist-serve against its peers, under C load generators on 127.0.0.1.
 
-Every row is one body kind sent by ``wrk`` (a C load generator: the client is
-not what limits the rate) over a fixed number of keep-alive connections. The
-floor (``bench/floor_app.py``) is a bare FastAPI + Pydantic app that parses the
-same bodies and answers a constant; ratios are taken within the same run. When
-wrk is not installed a small asyncio client stands in (and says so): its rates
-are bound by Python and are lower than wrk's.
+Every row is one kind of request sent over a fixed number of connections by
+wrk (HTTP/1.1) or h2load (gRPC), each a C program, so the client is not what
+limits the rate. Each row has a peer measured in the same run:
+
+* ``/predict`` rows: the floor (``bench/floor_app.py``), a bare FastAPI +
+  Pydantic app that parses the same bodies and answers a constant;
+* ``/v2`` and gRPC rows: Seldon MLServer's V2 server on the same weights
+  (``bench/mlserver.py``), when its environment is installed.
+
+All servers run at once, every row is measured ``repeats`` times in rounds
+(each round runs every server in turn, so a burst of load from elsewhere hits
+the rows being compared alike) and the median round is reported, with the
+machine's load average when the row started. Each row is first checked to be a
+success with the right number of answers, and to have had no error under load
+(for gRPC, from the server's own count of failed calls where it keeps one).
 
     python -m bench http [--quick]
 """
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import os
-import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import default_weights, sample_pixels, table, target_row
+from bench import loadgen, mlserver
+from bench.common import (
+    default_weights,
+    sample_pixels,
+    table,
+    target_row,
+    targets_table,
+)
 from bench.procs import (
     RssSampler,
     free_port,
@@ -42,26 +56,49 @@ from bench.procs import (
 )
 
 CONNECTIONS = 4
+FLOOR, OURS, MLSERVER = "floor", "ours", "mlserver"
+LABELS = {
+    FLOOR: "floor (FastAPI+Pydantic)",
+    OURS: "mnist-serve",
+    MLSERVER: "MLServer",
+}
+INFER = "/v2/models/mnist/infer"
+GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
+# Issue 19's goals for the 1-worker rows (see ratios()).
+GOALS = {"json_single": 1.5, "json_batch": 6.0, "octet_batch": 80.0, "v2_json": 0.9}
 
 
 # --------------------------------------------------------------------------
-# Bodies
+# Requests
 # --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class Request:
+    """What one server is sent for a case: an HTTP POST or a gRPC call."""
+
+    path: str  # the HTTP path, or the gRPC method
+    body: bytes  # for gRPC, the serialised message
+    headers: dict[str, str] = field(default_factory=dict)
+    grpc: bool = False
+
+
+@dataclass(frozen=True)
 class Case:
-    """One kind of request: the body, its type, and how many images it holds."""
+    """One kind of request, how many images it holds, and what each server gets.
+
+    ``peer`` is the server whose row is the baseline of the others.
+    """
 
     name: str
-    content_type: str
-    body: bytes
     images: int
-    ours_path: str
-    floor_path: str
+    requests: dict[str, Request]
+    peer: str = FLOOR
 
 
 def _png(pixels: np.ndarray) -> bytes:
+    import io
+
     from PIL import Image
 
     out = io.BytesIO()
@@ -82,62 +119,139 @@ def _multipart(files: list[bytes], boundary: str) -> bytes:
     return b"".join(parts) + f"--{boundary}--\r\n".encode()
 
 
-def _json_images(pixels: np.ndarray) -> list[list[float]]:
+def _unit(pixels: np.ndarray) -> np.ndarray:
     # What a client holding the book's normalised data sends: floats in [0, 1].
-    return (pixels.astype(np.float64) / 255.0).tolist()
+    return pixels.astype(np.float64) / 255.0
+
+
+def _posts(paths: dict[str, str], body: bytes, content_type: str) -> dict[str, Request]:
+    headers = {"Content-Type": content_type}
+    return {kind: Request(path, body, headers) for kind, path in paths.items()}
 
 
 def cases(batch: int = 100, parts: int = 50) -> list[Case]:
-    """The five rows of the issue: JSON single and batch, raw batch, PNG, multipart."""
+    """/predict's five bodies (against the floor), then /v2's and gRPC's."""
     pixels = sample_pixels(max(batch, parts))
-    images = _json_images(pixels[:batch])
+    images = _unit(pixels[:batch]).tolist()
     boundary = "mnistservebenchboundary"
+
+    def predict(floor_path: str) -> dict[str, str]:
+        return {FLOOR: floor_path, OURS: "/predict"}
+
     return [
         Case(
             "JSON single",
-            "application/json",
-            json.dumps({"x": images[0]}).encode(),
             1,
-            "/predict",
-            "/json",
+            _posts(predict("/json"), json.dumps({"x": images[0]}).encode(),
+                   "application/json"),
         ),
         Case(
             f"JSON batch {batch}",
-            "application/json",
-            json.dumps({"x": images}).encode(),
             batch,
-            "/predict",
-            "/json",
+            _posts(predict("/json"), json.dumps({"x": images}).encode(),
+                   "application/json"),
         ),
         Case(
             f"octet-stream batch {batch}",
-            "application/octet-stream",
-            pixels[:batch].tobytes(),
             batch,
-            "/predict",
-            "/octet",
+            _posts(predict("/octet"), pixels[:batch].tobytes(),
+                   "application/octet-stream"),
         ),
-        Case("PNG single", "image/png", _png(pixels[0]), 1, "/predict", "/image"),
+        Case("PNG single", 1,
+             _posts(predict("/image"), _png(pixels[0]), "image/png")),
         Case(
             f"multipart {parts} PNG",
-            f"multipart/form-data; boundary={boundary}",
-            _multipart([_png(p) for p in pixels[:parts]], boundary),
             parts,
-            "/predict",
-            "/multipart",
+            _posts(
+                predict("/multipart"),
+                _multipart([_png(p) for p in pixels[:parts]], boundary),
+                f"multipart/form-data; boundary={boundary}",
+            ),
         ),
-    ]
+        *v2_cases(pixels, batch),
+        *grpc_cases(pixels, batch),
+    ]  # fmt: skip
+
+
+def v2_json(values: np.ndarray, datatype: str) -> bytes:
+    """An Open Inference Protocol JSON request, the data flat (as tritonclient sends)."""
+    tensor = {
+        "name": "input",
+        "shape": list(values.shape),
+        "datatype": datatype,
+        "data": values.ravel().tolist(),
+    }
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def v2_binary(values: np.ndarray, datatype: str) -> tuple[bytes, dict[str, str]]:
+    """The same with the binary tensor data extension: JSON header, raw tensor."""
+    raw = values.astype("<f4" if datatype == "FP32" else np.uint8).tobytes()
+    tensor = {
+        "name": "input",
+        "shape": list(values.shape),
+        "datatype": datatype,
+        "parameters": {"binary_data_size": len(raw)},
+    }
+    header = json.dumps({"inputs": [tensor]}).encode()
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Inference-Header-Content-Length": str(len(header)),
+    }
+    return header + raw, headers
+
+
+def v2_cases(pixels: np.ndarray, batch: int) -> list[Case]:
+    floats = _unit(pixels[:batch]).astype(np.float32)
+    body, headers = v2_binary(floats, "FP32")
+    return [
+        Case(
+            f"V2 JSON batch {batch} FP32",
+            batch,
+            _posts({OURS: INFER, MLSERVER: INFER}, v2_json(floats, "FP32"),
+                   "application/json"),
+            peer=MLSERVER,
+        ),
+        # MLServer has no binary tensor extension over REST.
+        Case(f"V2 binary batch {batch} FP32", batch,
+             {OURS: Request(INFER, body, headers)}, peer=MLSERVER),
+    ]  # fmt: skip
+
+
+def grpc_request(values: np.ndarray, datatype: str) -> bytes:
+    """A serialised ModelInferRequest with the tensor as raw contents."""
+    from app.grpc_api.protos import inference_pb2 as pb
+
+    raw = values.astype("<f4" if datatype == "FP32" else np.uint8).tobytes()
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="input", datatype=datatype, shape=list(values.shape)
+    )
+    message = pb.ModelInferRequest(
+        model_name="mnist", inputs=[tensor], raw_input_contents=[raw]
+    )
+    return bytes(message.SerializeToString())
+
+
+def grpc_cases(pixels: np.ndarray, batch: int) -> list[Case]:
+    out = []
+    for size, label in ((1, "single"), (batch, f"batch {batch}")):
+        for datatype in ("FP32", "UINT8"):
+            values = pixels[:size] if datatype == "UINT8" else _unit(pixels[:size])
+            call = Request(GRPC_INFER, grpc_request(values, datatype), grpc=True)
+            out.append(
+                Case(f"gRPC {label} {datatype}", size,
+                     {OURS: call, MLSERVER: call}, peer=MLSERVER)
+            )  # fmt: skip
+    return out
 
 
 def octet_case(batch: int) -> Case:
     return Case(
         f"octet-stream batch {batch}",
-        "application/octet-stream",
-        sample_pixels(batch).tobytes(),
         batch,
-        "/predict",
-        "/octet",
-    )
+        _posts({OURS: "/predict"}, sample_pixels(batch).tobytes(),
+               "application/octet-stream"),
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------
@@ -147,11 +261,18 @@ def octet_case(batch: int) -> Case:
 
 @dataclass
 class Server:
-    name: str
+    kind: str
+    workers: int
     process: subprocess.Popen[bytes]
     url: str
+    grpc: str | None
     startup_s: float
     log: Path
+    cleanup: Callable[[], None] = lambda: None
+
+    @property
+    def name(self) -> str:
+        return LABELS[self.kind]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -161,30 +282,19 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.cleanup()
 
 
 def _command(kind: str, port: int, workers: int, weights: Path) -> list[str]:
-    if kind == "ours":
+    if kind == OURS:
         return mnist_serve_command(
             port, weights, "--workers", str(workers), "--log-level", "warning"
         )
-    if kind == "floor":
-        return [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.floor_app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+    if kind == FLOOR:
+        return [sys.executable, "-m", "uvicorn", "bench.floor_app:create_app",
+                "--factory", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers), "--log-level", "warning",
+                "--no-access-log"]  # fmt: skip
     raise ValueError(kind)
 
 
@@ -197,18 +307,35 @@ def start(
     timeout: float = 60,
     logdir: Path | None = None,
 ) -> Server:
-    """Start ``ours`` (mnist-serve) or ``floor`` on a free port; wait until ready."""
+    """Start ``ours`` (with gRPC), ``floor`` or ``mlserver``; wait until ready."""
+    weights = weights or default_weights()
+    if kind == MLSERVER:
+        started = time.perf_counter()
+        process, url, grpc, folder = mlserver.start(weights, logdir)
+        return Server(kind, 1, process, url, grpc, time.perf_counter() - started,
+                      Path(process.args[-1]),
+                      lambda: _remove(folder))  # fmt: skip
     port = free_port()
     logdir = logdir or Path(tempfile.gettempdir())
     log = logdir / f"bench-{kind}-{port}.log"
     url = f"http://127.0.0.1:{port}"
-    process = launch(
-        _command(kind, port, workers, weights or default_weights()), log, env
-    )
+    grpc = None
+    env = dict(env or {})
+    if kind == OURS:
+        grpc_port = free_port()
+        env.setdefault("MNIST_SERVE_GRPC_PORT", str(grpc_port))
+        grpc = f"127.0.0.1:{env['MNIST_SERVE_GRPC_PORT']}"
+    process = launch(_command(kind, port, workers, weights), log, env)
     ready = wait_ready(process, url, log, timeout=timeout)
     if workers > 1:
         _wait_workers(url)
-    return Server(kind, process, url, ready, log)
+    return Server(kind, workers, process, url, grpc, ready, log)
+
+
+def _remove(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _wait_workers(url: str) -> None:
@@ -228,301 +355,252 @@ def running(kind: str, **kwargs: Any) -> Iterator[Server]:
         server.stop()
 
 
-def check(server: Server, case: Case, path: str) -> None:
-    """One request before the load: it must be a 200 with the right answer."""
-    request = urllib.request.Request(
-        server.url + path,
-        data=case.body,
-        headers={"Content-Type": case.content_type},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as r:
-        answer = json.loads(r.read())
-    got = len(answer["labels"]) if "labels" in answer else 1
+# --------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------
+
+
+def answers(body: bytes, headers: dict[str, str]) -> int:
+    """How many images an answer holds: /predict's, the floor's, or a V2 one."""
+    size = headers.get("inference-header-content-length")
+    data = json.loads(body[: int(size)] if size else body)
+    if "labels" in data:
+        return len(data["labels"])
+    if "outputs" in data:
+        (label,) = [o for o in data["outputs"] if o["name"] == "label"]
+        return int(label["shape"][0])
+    return 1
+
+
+def grpc_answers(message: bytes) -> int:
+    from app.grpc_api.protos import inference_pb2 as pb
+
+    response = pb.ModelInferResponse.FromString(message)
+    (label,) = [o for o in response.outputs if o.name == "label"]
+    return int(label.shape[0])
+
+
+def check(server: Server, case: Case) -> None:
+    """One request before the load: a success with the right number of answers."""
+    request = case.requests[server.kind]
+    if request.grpc:
+        import grpc
+
+        with grpc.insecure_channel(server.grpc) as channel:
+            got = grpc_answers(channel.unary_unary(request.path)(request.body))
+    else:
+        http_request = urllib.request.Request(
+            server.url + request.path,
+            data=request.body,
+            headers=request.headers,
+            method="POST",
+        )
+        with urllib.request.urlopen(http_request, timeout=30) as r:
+            got = answers(r.read(), {k.lower(): v for k, v in r.headers.items()})
     if got != case.images:
         raise RuntimeError(
             f"{server.name} {case.name}: {got} answers, not {case.images}"
         )
 
 
-# --------------------------------------------------------------------------
-# Load generators
-# --------------------------------------------------------------------------
-
-_LUA = """
-local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = os.getenv("BENCH_TYPE")
-done = function(summary, latency, requests)
-  io.write(string.format(
-    "BENCH_JSON {\\"requests\\": %d, \\"duration_us\\": %d, \\"p50_us\\": %d, " ..
-    "\\"p90_us\\": %d, \\"p99_us\\": %d, \\"max_us\\": %d, \\"non_2xx\\": %d, " ..
-    "\\"socket_errors\\": %d}\\n",
-    summary.requests, summary.duration, latency:percentile(50),
-    latency:percentile(90), latency:percentile(99), latency.max,
-    summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.timeout))
-end
-"""
+def failed_grpc_calls(server: Server) -> int | None:
+    """mnist-serve's count of ModelInfer calls that did not end OK (None: no count)."""
+    if server.kind != OURS:
+        return None
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    failed = 0.0
+    for line in text.splitlines():
+        if line.startswith("mnist_serve_grpc_requests_total{") and (
+            'method="ModelInfer"' in line and 'code="OK"' not in line
+        ):
+            failed += float(line.rsplit(" ", 1)[1])
+    return int(failed)
 
 
-def generator() -> str:
-    return "wrk" if shutil.which("wrk") else "asyncio (wrk not installed)"
-
-
-def _wrk(url: str, case: Case, seconds: float, connections: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        body = Path(tmp) / "body"
-        body.write_bytes(case.body)
-        script = Path(tmp) / "post.lua"
-        script.write_text(_LUA)
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{max(1, round(seconds))}s",
-                "--timeout",
-                "10s",
-                "-s",
-                str(script),
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            env={
-                **os.environ,
-                "BENCH_BODY": str(body),
-                "BENCH_TYPE": case.content_type,
-            },
-            check=True,
-        )
-    line = next(
-        (ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None
-    )
-    if line is None:
-        raise RuntimeError(f"wrk printed no summary: {out.stdout}\n{out.stderr}")
-    raw = json.loads(line.removeprefix("BENCH_JSON "))
-    return {
-        "requests": raw["requests"],
-        "seconds": raw["duration_us"] / 1e6,
-        "p50_ms": raw["p50_us"] / 1e3,
-        "p90_ms": raw["p90_us"] / 1e3,
-        "p99_ms": raw["p99_us"] / 1e3,
-        "max_ms": raw["max_us"] / 1e3,
-        "non_2xx": raw["non_2xx"],
-        "socket_errors": raw["socket_errors"],
-    }
-
-
-async def _one_connection(
-    host: str, port: int, request: bytes, stop_at: float, latencies: list[float]
-) -> int:
-    reader, writer = await asyncio.open_connection(host, port)
-    bad = 0
-    try:
-        while time.perf_counter() < stop_at:
-            start = time.perf_counter()
-            writer.write(request)
-            await writer.drain()
-            status = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - start)
-            if not status.split(b" ")[1].startswith(b"2"):
-                bad += 1
-    finally:
-        writer.close()
-    return bad
-
-
-def _asyncio_load(
-    url: str, case: Case, seconds: float, connections: int
+def load(
+    server: Server, case: Case, seconds: float, connections: int
 ) -> dict[str, Any]:
-    host, port = url.removeprefix("http://").split("/", 1)[0].split(":")
-    path = "/" + url.removeprefix("http://").split("/", 1)[1]
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {case.content_type}"
-        f"\r\nContent-Length: {len(case.body)}\r\n\r\n"
-    ).encode() + case.body
-    latencies: list[float] = []
-
-    async def main() -> int:
-        stop_at = time.perf_counter() + seconds
-        bad = await asyncio.gather(
-            *(
-                _one_connection(host, int(port), request, stop_at, latencies)
-                for _ in range(connections)
-            )
+    """Drive ``server`` with ``case`` for ``seconds`` over ``connections``."""
+    request = case.requests[server.kind]
+    if request.grpc:
+        assert server.grpc is not None
+        before = failed_grpc_calls(server)
+        result = loadgen.grpc_load(
+            server.grpc, request.path, request.body, seconds, connections
         )
-        return sum(bad)
-
-    start = time.perf_counter()
-    bad = asyncio.run(main())
-    elapsed = time.perf_counter() - start
-    q = np.percentile(np.array(latencies) * 1e3, [50, 90, 99, 100])
-    return {
-        "requests": len(latencies),
-        "seconds": elapsed,
-        "p50_ms": float(q[0]),
-        "p90_ms": float(q[1]),
-        "p99_ms": float(q[2]),
-        "max_ms": float(q[3]),
-        "non_2xx": bad,
-        "socket_errors": 0,
-    }
-
-
-def load(url: str, case: Case, seconds: float, connections: int) -> dict[str, Any]:
-    """Drive ``url`` with ``case`` for ``seconds`` over ``connections``."""
-    if shutil.which("wrk"):
-        return _wrk(url, case, seconds, connections)
-    return _asyncio_load(url, case, seconds, connections)
+        after = failed_grpc_calls(server)
+        if before is not None and after is not None:
+            result["errors"] += after - before
+        return result
+    return loadgen.http_load(
+        server.url + request.path, request.body, request.headers, seconds, connections
+    )
 
 
 def measure(
     server: Server,
     case: Case,
-    path: str,
     *,
     seconds: float,
     warmup: float,
+    repeats: int = 1,
     connections: int = CONNECTIONS,
 ) -> dict[str, Any]:
-    check(server, case, path)
+    """One server's row for one case, alone (:func:`run` interleaves servers)."""
+    check(server, case)
     if warmup > 0:
-        load(server.url + path, case, warmup, connections)
+        load(server, case, warmup, connections)
+    return summarise(
+        case,
+        [_timed(server, case, seconds, connections) for _ in range(repeats)],
+    )
+
+
+def _timed(
+    server: Server, case: Case, seconds: float, connections: int
+) -> dict[str, Any]:
+    loadavg = os.getloadavg()[0]
     with RssSampler(server.process.pid) as rss:
-        result = load(server.url + path, case, seconds, connections)
-    if result["non_2xx"] or result["socket_errors"]:
+        result = load(server, case, seconds, connections)
+    if result["errors"]:
         raise RuntimeError(f"{server.name} {case.name}: errors under load: {result}")
-    req_s = result["requests"] / result["seconds"]
+    return {**result, "rss_peak_mib": rss.peak or None, "loadavg_1m": loadavg}
+
+
+def summarise(case: Case, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median round (by rate) of a row, with every round's rate kept."""
+    rates = [r["requests"] / r["seconds"] for r in rounds]
+    median = statistics.median(rates)
+    chosen = rounds[min(range(len(rates)), key=lambda i: abs(rates[i] - median))]
+    peaks = [r["rss_peak_mib"] for r in rounds if r["rss_peak_mib"]]
     return {
-        "req_per_s": req_s,
-        "images_per_s": req_s * case.images,
-        "p50_ms": result["p50_ms"],
-        "p99_ms": result["p99_ms"],
-        "max_ms": result["max_ms"],
-        "p99_over_p50": result["p99_ms"] / max(result["p50_ms"], 1e-6),
-        "requests": result["requests"],
-        "rss_peak_mib": rss.peak or None,
-        "body_bytes": len(case.body),
+        "req_per_s": median,
+        "images_per_s": median * case.images,
+        "p50_ms": chosen["p50_ms"],
+        "p99_ms": chosen["p99_ms"],
+        "max_ms": chosen["max_ms"],
+        "p99_over_p50": chosen["p99_ms"] / max(chosen["p50_ms"], 1e-6),
+        "requests": sum(r["requests"] for r in rounds),
+        "rounds_req_per_s": rates,
+        "rss_peak_mib": max(peaks) if peaks else None,
+        "loadavg_1m": max(r["loadavg_1m"] for r in rounds),
     }
 
 
 # --------------------------------------------------------------------------
-# The runs
+# The run
 # --------------------------------------------------------------------------
 
 
 def run(
     *,
     weights: Path | None = None,
-    seconds: float = 3.0,
-    warmup: float = 1.0,
+    seconds: float = 2.0,
+    warmup: float = 0.5,
+    repeats: int = 3,
     workers: tuple[int, ...] = (1, 2),
     batch: int = 100,
     parts: int = 50,
     connections: int = CONNECTIONS,
+    peers: bool = True,
 ) -> dict[str, Any]:
-    """The main table: every case against ours (1 and 2 workers) and the floor."""
-    rows: list[dict[str, Any]] = []
+    """Every case on every server that takes it; ratios within the run."""
     all_cases = cases(batch, parts)
-    kinds = [("floor", 1)] + [("ours", w) for w in workers]
+    kinds = [(FLOOR, 1)] + [(OURS, w) for w in workers]
+    if peers and mlserver.python() is not None:
+        kinds.append((MLSERVER, 1))
+    rows: list[dict[str, Any]] = []
     with ExitStack() as stack:
-        # All servers up at once, and each case run on each in turn: a burst
-        # of load from elsewhere then hits the rows being compared alike.
         servers = [
             stack.enter_context(running(kind, workers=n, weights=weights))
             for kind, n in kinds
         ]
         for case in all_cases:
-            for (kind, n_workers), server in zip(kinds, servers, strict=True):
-                path = case.ours_path if kind == "ours" else case.floor_path
-                row = measure(
-                    server,
-                    case,
-                    path,
-                    seconds=seconds,
-                    warmup=warmup,
-                    connections=connections,
-                )
-                label = "mnist-serve" if kind == "ours" else "floor (FastAPI+Pydantic)"
+            taking = [s for s in servers if s.kind in case.requests]
+            for server in taking:
+                check(server, case)
+                load(server, case, warmup, connections)
+            rounds: dict[int, list[dict[str, Any]]] = {id(s): [] for s in taking}
+            for _ in range(repeats):
+                for server in taking:
+                    rounds[id(server)].append(
+                        _timed(server, case, seconds, connections)
+                    )
+            for server in taking:
                 rows.append(
-                    {"case": case.name, "server": label, "workers": n_workers, **row}
+                    {
+                        "case": case.name,
+                        "server": server.name,
+                        "workers": server.workers,
+                        "peer": LABELS[case.peer],
+                        **summarise(case, rounds[id(server)]),
+                    }
                 )
     for row in rows:
-        floor = _get(rows, row["case"], "floor", 1)
-        row["vs_floor"] = row["images_per_s"] / floor["images_per_s"] if floor else None
+        peer = _get(rows, row["case"], row["peer"], 1)
+        row["vs_peer"] = row["images_per_s"] / peer["images_per_s"] if peer else None
     return {
-        "generator": generator(),
+        "generator": {
+            "http": loadgen.http_generator(),
+            "grpc": loadgen.grpc_generator(),
+        },
         "connections": connections,
         "seconds": seconds,
+        "repeats": repeats,
+        "mlserver": mlserver.version() if peers else None,
         "rows": rows,
         "ratios": ratios(rows, batch),
     }
 
 
-def _get(rows: list[dict[str, Any]], case: str, server: str, workers: int):
+def _get(
+    rows: list[dict[str, Any]], case: str, server: str, workers: int
+) -> dict[str, Any] | None:
     for row in rows:
-        if (row["case"], row["server"].split(" ")[0], row["workers"]) == (
-            case,
-            server,
-            workers,
-        ):
+        if (row["case"], row["server"], row["workers"]) == (case, server, workers):
             return row
     return None
 
 
 def ratios(rows: list[dict[str, Any]], batch: int = 100) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    single = _get(rows, "JSON single", "mnist-serve", 1)
-    floor_single = _get(rows, "JSON single", "floor", 1)
-    many = _get(rows, f"JSON batch {batch}", "mnist-serve", 1)
-    floor_many = _get(rows, f"JSON batch {batch}", "floor", 1)
-    raw = _get(rows, f"octet-stream batch {batch}", "mnist-serve", 1)
+    """Issue 19's targets, 1-worker rows, each a ratio within the run."""
+    ours, floor = LABELS[OURS], LABELS[FLOOR]
 
-    def add(name: str, value: float, op: str, goal: float) -> None:
-        out.append(target_row(name, value, op, goal))
+    def rate(case: str, server: str, key: str = "images_per_s") -> float | None:
+        row = _get(rows, case, server, 1)
+        return row[key] if row else None
 
-    if single and floor_single:
-        add(
-            "JSON single req/s vs floor (1 worker)",
-            single["req_per_s"] / floor_single["req_per_s"],
-            ">=",
-            1.0,
-        )
-    if many and floor_many:
-        add(
-            f"JSON batch {batch} images/s vs floor (1 worker)",
-            many["images_per_s"] / floor_many["images_per_s"],
-            ">=",
-            4.0,
-        )
-    if raw and floor_single:
-        add(
-            f"octet batch {batch} images/s vs floor JSON single req/s (1 worker)",
-            raw["images_per_s"] / floor_single["req_per_s"],
-            ">=",
-            40.0,
-        )
-    ours = [r for r in rows if r["server"] == "mnist-serve"]
-    worst = max(ours, key=lambda r: r["p99_over_p50"], default=None)
+    floor_single = rate("JSON single", floor, "req_per_s")
+    pairs = [
+        ("JSON single req/s vs floor", rate("JSON single", ours), floor_single,
+         ">=", GOALS["json_single"]),
+        (f"JSON batch {batch} images/s vs floor (aim 8x)",
+         rate(f"JSON batch {batch}", ours), rate(f"JSON batch {batch}", floor),
+         ">=", GOALS["json_batch"]),
+        (f"octet batch {batch} images/s vs floor JSON single req/s",
+         rate(f"octet-stream batch {batch}", ours), floor_single,
+         ">=", GOALS["octet_batch"]),
+        (f"/v2 JSON batch {batch} vs /predict JSON batch {batch}",
+         rate(f"V2 JSON batch {batch} FP32", ours), rate(f"JSON batch {batch}", ours),
+         ">=", GOALS["v2_json"]),
+    ]  # fmt: skip
+    out = [
+        target_row(f"{name} (1 worker)", value / base, op, goal)
+        for name, value, base, op, goal in pairs
+        if value is not None and base
+    ]
+    mine = [r for r in rows if r["server"] == ours]
+    worst = max(mine, key=lambda r: r["p99_over_p50"], default=None)
     if worst:
-        add(
-            f"worst mnist-serve p99/p50 at {CONNECTIONS} connections "
-            f"({worst['workers']}w, {worst['case']})",
-            worst["p99_over_p50"],
-            "<=",
-            5.0,
+        out.append(
+            target_row(
+                f"worst mnist-serve p99/p50 at {CONNECTIONS} connections "
+                f"({worst['workers']}w, {worst['case']})",
+                worst["p99_over_p50"],
+                "<=",
+                5.0,
+            )
         )
     return out
 
@@ -545,41 +623,43 @@ def scaling(
                 row = measure(
                     server,
                     case,
-                    "/predict",
                     seconds=seconds,
                     warmup=warmup,
                     connections=connections,
                 )
                 rows.append({"batch": batch, "workers": n_workers, **row})
-    return {"generator": generator(), "connections": connections, "rows": rows}
+    return {
+        "generator": loadgen.http_generator(),
+        "connections": connections,
+        "rows": rows,
+    }
+
+
+COLUMNS = [
+    ("case", "case"),
+    ("server", "server"),
+    ("workers", "workers"),
+    ("req_per_s", "req/s"),
+    ("images_per_s", "images/s"),
+    ("vs_peer", "x peer"),
+    ("peer", "peer"),
+    ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"),
+    ("p99_over_p50", "p99/p50"),
+    ("rss_peak_mib", "RSS MiB"),
+    ("loadavg_1m", "load"),
+]
 
 
 def render(result: dict[str, Any]) -> str:
-    rows = table(
-        result["rows"],
-        [
-            ("case", "case"),
-            ("server", "server"),
-            ("workers", "workers"),
-            ("req_per_s", "req/s"),
-            ("images_per_s", "images/s"),
-            ("vs_floor", "x floor"),
-            ("p50_ms", "p50 ms"),
-            ("p99_ms", "p99 ms"),
-            ("p99_over_p50", "p99/p50"),
-            ("rss_peak_mib", "RSS MiB"),
-        ],
-    )
-    goals = table(
-        result["ratios"],
-        [
-            ("target", "HTTP target"),
-            ("ratio", "ratio"),
-            ("goal", "goal"),
-            ("met", "met"),
-        ],
-    )
-    return f"{rows}\n\n{goals}"
+    rows = table(result["rows"], COLUMNS)
+    notes = ""
+    if result.get("mlserver") is None:
+        notes = (
+            "\n\nMLServer is not installed (python -m bench.mlserver install): the "
+            "/v2 and gRPC rows have no peer."
+        )
+    return f"{rows}\n\n{targets_table(result['ratios'], 'HTTP target')}{notes}"
 
 
 def render_scaling(result: dict[str, Any]) -> str:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bench.loadgen import WRK_DONE, run_wrk
 from bench.procs import (
     RssSampler,
     free_port,
@@ -317,16 +318,6 @@ request = function()
   counter = counter + 1
   return requests[(counter % #requests) + 1]
 end
-done = function(summary, latency, requests)
-  io.write(string.format(
-    "SOAK_JSON {\"requests\": %d, \"duration_us\": %d, \"p50_us\": %d, " ..
-    "\"p99_us\": %d, \"max_us\": %d, \"non_2xx\": %d, \"connect\": %d, " ..
-    "\"read\": %d, \"write\": %d, \"timeout\": %d}\n",
-    summary.requests, summary.duration, latency:percentile(50),
-    latency:percentile(99), latency.max, summary.errors.status,
-    summary.errors.connect, summary.errors.read, summary.errors.write,
-    summary.errors.timeout))
-end
 """
 
 
@@ -341,39 +332,15 @@ def wrk_load(
                 ctype = (r.content_type or "-").replace(" ", "")
                 f.write(f"{r.method} {r.path} {ctype} {len(r.body)}\n".encode())
                 f.write(r.body)
-        script = Path(tmp) / "mix.lua"
-        script.write_text(_LUA)
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t2",
-                f"-c{connections}",
-                f"-d{max(1, round(seconds))}s",
-                "--timeout",
-                f"{REQUEST_TIMEOUT:g}s",
-                "-s",
-                str(script),
-                f"http://{hostport}/",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            env={**os.environ, "SOAK_MIX": str(mix)},
-            check=True,
+        return run_wrk(
+            _LUA + WRK_DONE,
+            f"http://{hostport}/",
+            seconds=seconds,
+            connections=connections,
+            threads=2,
+            timeout=REQUEST_TIMEOUT,
+            env={"SOAK_MIX": str(mix)},
         )
-    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("SOAK_JSON "))
-    raw = json.loads(line.removeprefix("SOAK_JSON "))
-    socket_errors = raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
-    return {
-        "requests": raw["requests"],
-        "seconds": raw["duration_us"] / 1e6,
-        "errors": raw["non_2xx"] + socket_errors,
-        "non_2xx": raw["non_2xx"],
-        "socket_errors": socket_errors,
-        "p50_ms": raw["p50_us"] / 1e3,
-        "p99_ms": raw["p99_us"] / 1e3,
-        "max_ms": raw["max_us"] / 1e3,
-    }
 
 
 def _summary(outcomes: list[Outcome], seconds: float) -> dict[str, Any]:

@@ -11,11 +11,12 @@ import json
 import urllib.error
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from bench import core, floor_app, http, onnx_model
+from bench import compare, core, floor_app, http, loadgen, onnx_model
 from bench.__main__ import main
 from bench.common import table
 from bench.procs import rss_mib
@@ -96,30 +97,45 @@ def test_onnx_peer_refuses_what_it_does_not_mirror(tiny_network: Network) -> Non
 
 
 def test_floor_app_parses_each_body_and_answers_a_constant() -> None:
-    by_name = {c.name: c for c in http.cases(batch=3, parts=2)}
+    floor_cases = [c for c in http.cases(batch=3, parts=2) if http.FLOOR in c.requests]
+    assert len(floor_cases) == 5
     with TestClient(floor_app.create_app()) as client:
-        for case in by_name.values():
-            r = client.post(
-                case.floor_path,
-                content=case.body,
-                headers={"Content-Type": case.content_type},
-            )
+        for case in floor_cases:
+            request = case.requests[http.FLOOR]
+            r = client.post(request.path, content=request.body, headers=request.headers)
             assert r.status_code == 200, (case.name, r.text)
-            body = r.json()
-            answers = len(body["labels"]) if "labels" in body else 1
-            assert answers == case.images
+            assert http.answers(r.content, {}) == case.images
         # It really validates: a wrong body is Pydantic's 422, not a constant.
         bad = client.post("/json", json={"x": "seven"})
         assert bad.status_code == 422
 
 
 def test_cases_hold_what_they_say() -> None:
-    by_name = {c.name: c for c in http.cases(batch=4, parts=3)}
-    assert json.loads(by_name["JSON single"].body)["x"].__len__() == 784
+    by_name = {c.name: c.requests[http.OURS] for c in http.cases(batch=4, parts=3)}
+    assert len(json.loads(by_name["JSON single"].body)["x"]) == 784
     assert np.array(json.loads(by_name["JSON batch 4"].body)["x"]).shape == (4, 784)
     assert len(by_name["octet-stream batch 4"].body) == 4 * 784
     assert by_name["PNG single"].body.startswith(b"\x89PNG")
     assert by_name["multipart 3 PNG"].body.count(b'name="file"') == 3
+    v2 = json.loads(by_name["V2 JSON batch 4 FP32"].body)["inputs"][0]
+    assert (v2["shape"], len(v2["data"])) == ([4, 784], 4 * 784)
+    binary = by_name["V2 binary batch 4 FP32"]
+    size = int(binary.headers["Inference-Header-Content-Length"])
+    assert len(binary.body) == size + 4 * 784 * 4
+    for name in ("gRPC single UINT8", "gRPC batch 4 FP32"):
+        assert by_name[name].grpc
+        assert by_name[name].path == http.GRPC_INFER
+
+
+def test_answers_reads_every_kind_of_answer() -> None:
+    assert http.answers(b'{"label": 3, "probabilities": []}', {}) == 1
+    assert http.answers(b'{"labels": [1, 2]}', {}) == 2
+    header = b'{"outputs": [{"name": "label", "shape": [5]}]}'
+    assert http.answers(header, {}) == 5
+    binary = header + b"\x00" * 40
+    assert (
+        http.answers(binary, {"inference-header-content-length": str(len(header))}) == 5
+    )
 
 
 def test_table_renders_rows_and_missing_cells() -> None:
@@ -143,30 +159,95 @@ def test_table_without_rows_has_only_its_header() -> None:
 @pytest.mark.e2e
 def test_http_measure_against_a_real_server(weights_file: Path) -> None:
     case = http.octet_case(8)
-    with http.running("ours", weights=weights_file) as server:
-        row = http.measure(server, case, "/predict", seconds=1, warmup=0)
+    request = case.requests[http.OURS]
+    with http.running(http.OURS, weights=weights_file) as server:
+        row = http.measure(server, case, seconds=1, warmup=0, repeats=2)
         # The stand-in client too, so it works where wrk is not installed.
-        fallback = http._asyncio_load(server.url + "/predict", case, 0.5, 2)
+        fallback = loadgen.asyncio_http_load(
+            server.url + request.path, request.body, request.headers, 0.5, 2
+        )
         rss = rss_mib(server.process.pid)
     assert row["requests"] > 0
+    assert len(row["rounds_req_per_s"]) == 2
     assert row["images_per_s"] == pytest.approx(row["req_per_s"] * 8)
     assert row["p99_ms"] >= row["p50_ms"] > 0
     assert fallback["requests"] > 0
-    assert fallback["non_2xx"] == 0
+    assert fallback["errors"] == 0
     assert rss is not None
     assert rss > 10
     assert server.startup_s > 0
 
 
 @pytest.mark.e2e
+def test_v2_and_grpc_rows_against_a_real_server(weights_file: Path) -> None:
+    by_name = {c.name: c for c in http.cases(batch=3, parts=2)}
+    names = ["V2 JSON batch 3 FP32", "V2 binary batch 3 FP32", "gRPC single UINT8",
+             "gRPC batch 3 FP32"]  # fmt: skip
+    with http.running(http.OURS, weights=weights_file) as server:
+        rows = {
+            name: http.measure(server, by_name[name], seconds=1, warmup=0)
+            for name in names
+        }
+        call = by_name["gRPC batch 3 FP32"].requests[http.OURS]
+        assert server.grpc is not None
+        # The stand-in for h2load too, and the server's count of failed calls.
+        fallback = loadgen.asyncio_grpc_load(server.grpc, call.path, call.body, 0.5, 2)
+        assert http.failed_grpc_calls(server) == 0
+        unknown = http.Case(
+            "unknown model",
+            3,
+            {http.OURS: http.Request(call.path, call.body.replace(b"mnist", b"xmnst"),
+                                     grpc=True)},
+        )  # fmt: skip
+        with pytest.raises(grpc.RpcError):
+            http.check(server, unknown)
+        with pytest.raises(RuntimeError, match="errors under load"):
+            http._timed(server, unknown, 0.5, 2)
+        assert http.failed_grpc_calls(server) > 0
+    for name, row in rows.items():
+        assert row["requests"] > 0, name
+        assert row["p99_ms"] >= row["p50_ms"] > 0, name
+    assert fallback["requests"] > 0
+    assert fallback["errors"] == 0
+
+
+@pytest.mark.e2e
 def test_http_measure_refuses_a_server_that_answers_errors(weights_file: Path) -> None:
     # A 415 is not a result to time: the check before the load says so.
-    case = http.Case("bad", "text/plain", b"7", 1, "/predict", "/json")
+    bad = http.Request("/predict", b"7", {"Content-Type": "text/plain"})
+    case = http.Case("bad", 1, {http.OURS: bad})
     with (
-        http.running("ours", weights=weights_file) as server,
+        http.running(http.OURS, weights=weights_file) as server,
         pytest.raises(urllib.error.HTTPError, match="415"),
     ):
-        http.measure(server, case, "/predict", seconds=1, warmup=0)
+        http.measure(server, case, seconds=1, warmup=0)
+
+
+def test_compare_matches_rows_and_shows_a_regression() -> None:
+    def run(rate: float, ready: float, load: float) -> dict[str, object]:
+        return {
+            "started": "then",
+            "machine": {"loadavg_1m": load, "loadavg_end": load},
+            "http": {
+                "rows": [
+                    {"case": "JSON single", "server": "mnist-serve", "workers": 1,
+                     "req_per_s": rate, "images_per_s": rate, "requests": int(rate)},
+                    {"case": "only now" if load else "only before",
+                     "server": "x", "workers": 1, "images_per_s": 1.0},
+                ]
+            },
+            "startup": {"rows": [{"server": "mnist-serve", "workers": 1, "all_s": ready}]},
+        }  # fmt: skip
+
+    entries = compare.compare(run(800.0, 1.0, 0.5), run(1000.0, 0.5, 0.0))
+    assert [(e["area"], e["row"], e["metric"]) for e in entries] == [
+        ("http", "JSON single, mnist-serve, 1", "images_per_s"),
+        ("startup", "mnist-serve, 1", "all_s"),
+    ]
+    assert [e["better"] for e in entries] == [pytest.approx(0.8), pytest.approx(0.5)]
+    text = compare.render(entries, run(800.0, 1.0, 0.5), run(1000.0, 0.5, 0.0))
+    assert "load 0.5 at the start" in text
+    assert "0.80" in text
 
 
 def test_main_writes_json_and_prints_tables(
@@ -183,6 +264,11 @@ def test_main_writes_json_and_prints_tables(
     printed = capsys.readouterr().out
     assert "## Core forward pass" in printed
     assert str(out) in printed
+    assert "load average now" in printed
+    again = tmp_path / "again.json"
+    argv = ["core", "--quick", "--weights", str(weights_file), "--out", str(again)]
+    assert main([*argv, "--compare", str(out)]) == 0
+    assert f"## Compared with {out}" in capsys.readouterr().out
     assert main(["nonsense", "--out", str(out)]) == 2
 
 
