@@ -22,18 +22,14 @@ from bench.common import table
 # in LOWER_IS_BETTER.
 METRICS = ("images_per_s", "req_per_s", "all_s", "ready_s", "seconds")
 LOWER_IS_BETTER = {"all_s", "ready_s", "seconds"}
-COUNTS = {"requests", "body_bytes"}  # integers that are measured, not names
+# The fields that name a row in any area (the rest are measurements).
+NAMES = ("case", "impl", "where", "server", "import", "batch", "workers", "threads")
 AREAS = ("core", "http", "scaling", "startup")
 
 
 def _key(row: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """What names a row: its fields that are not measurements."""
-    return tuple(
-        (k, v)
-        for k, v in row.items()
-        if isinstance(v, str | int) and not isinstance(v, bool)
-        and k not in METRICS and k not in COUNTS
-    )  # fmt: skip
+    """What names a row (the fields of NAMES it has), across versions of the bench."""
+    return tuple((k, row[k]) for k in NAMES if k in row)
 
 
 def _rows(result: dict[str, Any], area: str) -> list[dict[str, Any]]:
