@@ -41,6 +41,8 @@ Kind = Literal["d", "i"]  # as_buffer's float64 or int64
 # Python, so a body with a large one is left to orjson.
 MAX_ENVELOPE_NODES = 1_000
 _BOM = b"\xef\xbb\xbf"
+# What a fast read may run into that the general reader must then put in words.
+REFUSALS = (CoreError, ServiceError, pydantic.ValidationError)
 
 
 def parse(body: bytes) -> Any:
@@ -146,10 +148,6 @@ def _number(key: str, value: object) -> float:
             f"parameter {clip(key)} is too large for a number",
             errors=[{**where, "msg": "too large"}],
         ) from None
-
-
-# What a fast read may run into that the general reader must then put in words.
-REFUSALS = (CoreError, ServiceError, pydantic.ValidationError)
 
 
 def _count_upto(body: bytes, byte: bytes, limit: int) -> int:
