@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 import pytest
 
-from bench.http import Case, generator, load
+from bench.loadgen import http_generator, http_load
 from core.network import Network
 from core.weights import save_network
 from tests.conftest import random_network
@@ -155,10 +155,12 @@ def _start(command: list[str], tmp_path: Path, env: dict[str, str]) -> Server:
 def test_versions_change_under_load_without_a_failed_request(
     server: Server, repo: Path, record_property: Callable[[str, object], None]
 ) -> None:
-    case = Case("JSON single", "application/json", BODY, 1, "/predict", "/predict")
+    headers = {"Content-Type": "application/json"}
     result: dict[str, object] = {}
     loader = threading.Thread(
-        target=lambda: result.update(load(server.url + "/predict", case, 14, 64))
+        target=lambda: result.update(
+            http_load(server.url + "/predict", BODY, headers, 14, 64)
+        )
     )
     loader.start()
     switches = {}
@@ -201,11 +203,11 @@ def test_versions_change_under_load_without_a_failed_request(
         switches["remove v2"] = _wait_for(server.url, lambda v, _: v == "1")
     finally:
         loader.join(60)
-    record_property("load_generator", generator())
+    record_property("load_generator", http_generator())
     record_property("load", result)
     record_property("switch_seconds", switches)
     # The figures, for `pytest -s` and the notes (also in the junit properties).
-    print(f"\nload ({generator()}): {result}\nswitch seconds: {switches}")  # noqa: T201
+    print(f"\nload ({http_generator()}): {result}\nswitch seconds: {switches}")  # noqa: T201
     assert result["requests"] > 0
     assert result["non_2xx"] == 0, result
     assert result["socket_errors"] == 0, result
