@@ -218,10 +218,23 @@ def v2_cases(pixels: np.ndarray, batch: int) -> list[Case]:
     ]  # fmt: skip
 
 
+def _messages() -> Any:
+    """The protocol's messages: the app's generated module, or tritonclient's
+    when it registered the same package first in this process (the tests
+    import both; the messages match field by field, tests/e2e/test_grpc.py)."""
+    try:
+        from app.grpc_api.protos import inference_pb2
+
+        return inference_pb2
+    except TypeError:
+        from tritonclient.grpc import service_pb2
+
+        return service_pb2
+
+
 def grpc_request(values: np.ndarray, datatype: str) -> bytes:
     """A serialised ModelInferRequest with the tensor as raw contents."""
-    from app.grpc_api.protos import inference_pb2 as pb
-
+    pb = _messages()
     raw = values.astype("<f4" if datatype == "FP32" else np.uint8).tobytes()
     tensor = pb.ModelInferRequest.InferInputTensor(
         name="input", datatype=datatype, shape=list(values.shape)
@@ -373,9 +386,7 @@ def answers(body: bytes, headers: dict[str, str]) -> int:
 
 
 def grpc_answers(message: bytes) -> int:
-    from app.grpc_api.protos import inference_pb2 as pb
-
-    response = pb.ModelInferResponse.FromString(message)
+    response = _messages().ModelInferResponse.FromString(message)
     (label,) = [o for o in response.outputs if o.name == "label"]
     return int(label.shape[0])
 
