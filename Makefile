@@ -13,12 +13,12 @@ PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 PIP_LOCKED := $(PIP) install --require-hashes --no-deps
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
-# System tools some tests drive: Chromium for the browser tests (from the
-# system's packages, never a browser that a test tool downloads) and wrk for
-# load. Installed when missing and we may (root, apt); otherwise the browser
-# tests skip with a reason (unless CI requires them) and load falls back to
-# the project's own asyncio generator.
-SYSTEM_TOOLS := chromium wrk
+# System tools some tests drive, as command:Debian-package: Chromium for the
+# browser tests (from the system's packages, never a browser that a test tool
+# downloads), wrk and h2load for HTTP and gRPC load. Installed when missing and
+# we may (root, apt); otherwise the browser tests skip with a reason (unless CI
+# requires them) and load falls back to the project's own asyncio generators.
+SYSTEM_TOOLS := chromium:chromium wrk:wrk h2load:nghttp2-client
 SYSTEM := $(VENV)/.system-checked
 
 .PHONY: serve test lint bench kserve-test clean lock lock-check docker-test
@@ -38,8 +38,8 @@ $(DEV): $(RUNTIME) requirements/dev.txt requirements/training-data.txt
 	touch $@
 
 $(SYSTEM):
-	@missing=""; for tool in $(SYSTEM_TOOLS); do \
-	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing (Debian packages) for the tests"; \

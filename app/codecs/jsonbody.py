@@ -40,6 +40,9 @@ Kind = Literal["d", "i"]  # as_buffer's float64 or int64
 # Envelopes are a few keys and short lists; the fast reader walks them in
 # Python, so a body with a large one is left to orjson.
 MAX_ENVELOPE_NODES = 1_000
+# A thread keeps its parser (and the buffers it grew) only after bodies up to
+# this size: a few hundred KiB per thread, outside the memory budget.
+KEEP_PARSER_BYTES = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
 # What a fast read may run into that the general reader must then put in words.
 REFUSALS = (CoreError, ServiceError, pydantic.ValidationError)
@@ -269,6 +272,12 @@ def fast_numbers(
         return None
     except (ValueError, TypeError, KeyError, IndexError, MemoryError):
         return None  # simdjson's refusals: the general reader words them
+    finally:
+        if len(body) > KEEP_PARSER_BYTES:
+            # Its buffers now fit this big body: let them go with the request
+            # (whose decoding was charged to the memory budget) rather than
+            # keep megabytes per thread outside the budget for ever.
+            _parsers.parser = None
 
 
 def _parser() -> simdjson.Parser:
