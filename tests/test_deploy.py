@@ -481,8 +481,11 @@ def test_compose(dockerfile, app_client):
     service = compose["services"]["mnist-serve"]
     assert service["build"] == "."
     published = [p.rsplit(":", 1)[1] for p in service["ports"]]
-    assert service["ports"] == ["127.0.0.1:${MNIST_SERVE_HOST_PORT:-8000}:8000"]
-    assert published == [str(http_port(dockerfile))]
+    assert service["ports"] == [
+        "127.0.0.1:${MNIST_SERVE_HOST_PORT:-8000}:8000",
+        "127.0.0.1:${MNIST_SERVE_GRPC_HOST_PORT:-8001}:8001",
+    ]
+    assert published == [str(p) for p in exposed_ports(dockerfile)]
     assert all(p.startswith("127.0.0.1:") for p in service["ports"])
     assert all(valid_setting(n) for n in service["environment"])
     assert "/tmp" in service["tmpfs"], "read_only needs a writable /tmp"
@@ -497,3 +500,36 @@ def test_compose(dockerfile, app_client):
         f"mnist-serve:{http_port(dockerfile)}"
     ]
     assert app_client.get(job["metrics_path"]).status_code == 200
+
+
+def _merged_probes(base: dict, patch: dict) -> dict:
+    """The deployment with the overlay's probes in place ($patch: replace)."""
+    merged = copy.deepcopy(base)
+    target = merged["spec"]["template"]["spec"]["containers"][0]
+    (change,) = patch["spec"]["template"]["spec"]["containers"]
+    assert change["name"] == target["name"]
+    for key, value in change.items():
+        if key != "name":
+            target[key] = {k: v for k, v in value.items() if k != "$patch"}
+    return merged
+
+
+def test_the_grpc_probe_overlay_validates_and_probes_the_grpc_port(manifests):
+    overlay = K8S / "overlays" / "grpc-probes"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../.."]
+    (patch_entry,) = kustomization["patches"]
+    patch = yaml.safe_load((overlay / patch_entry["path"]).read_text())
+    merged = _merged_probes(manifests["Deployment"], patch)
+    kubernetes_validate.validate(
+        merged, kubernetes_validate.utils.latest_version(), strict=True
+    )
+    c = container({"Deployment": merged})
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    for probe in ("readinessProbe", "startupProbe"):
+        assert c[probe]["grpc"]["port"] == ports["grpc"]
+        assert "httpGet" not in c[probe]
+    service = manifests["Service"]["spec"]["ports"]
+    assert {"name": "grpc", "port": 8001, "targetPort": "grpc", "protocol": "TCP"} in (
+        service
+    )
