@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from app.errors import BusyError, OverBudgetError
+from app.exceptions import BusyError, OverBudgetError
 
 MiB = 1024 * 1024
 T = TypeVar("T")

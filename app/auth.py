@@ -6,7 +6,7 @@ import hmac
 
 from pydantic import SecretStr
 
-from app.errors import ForbiddenError, UnauthorizedError
+from app.exceptions import ForbiddenError, UnauthorizedError
 
 
 def check_admin(configured: SecretStr | None, authorization: str | None) -> None:

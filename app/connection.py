@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from app import errors
+from app import errors, exceptions
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -132,7 +132,7 @@ class _Connection(h11.Connection):
     def _refusal(self, event: h11.Request, head_bytes: int) -> Any:
         if head_bytes > self.max_header_bytes:
             return _Refusal(
-                errors.HeadersTooLargeError(
+                exceptions.HeadersTooLargeError(
                     f"the request line and headers are {head_bytes} bytes, over "
                     f"the limit of {self.max_header_bytes}"
                 )
@@ -140,7 +140,7 @@ class _Connection(h11.Connection):
         names = {name.lower() for name, _ in event.headers}
         if b"transfer-encoding" in names and b"content-length" in names:
             return _Refusal(
-                errors.AmbiguousFramingError(
+                exceptions.AmbiguousFramingError(
                     "a request may not carry both Content-Length and "
                     "Transfer-Encoding; the connection is closed"
                 )
@@ -151,7 +151,7 @@ class _Connection(h11.Connection):
 class _Refusal(h11.RemoteProtocolError):
     """A request h11 accepted that this server refuses, with the reason."""
 
-    def __init__(self, reason: errors.ServiceError) -> None:
+    def __init__(self, reason: exceptions.ServiceError) -> None:
         super().__init__(reason.message)
         self.reason = reason
 
@@ -201,7 +201,7 @@ class GuardedH11Protocol(H11Protocol):
             )
         self.transport.write(
             errors.raw_response(
-                errors.TooManyConnectionsError(
+                exceptions.TooManyConnectionsError(
                     f"the server holds {self.limits.max_connections} connections; "
                     "retry shortly"
                 ),
@@ -266,7 +266,7 @@ class GuardedH11Protocol(H11Protocol):
         if self.conn._receive_buffer:
             self.transport.write(
                 errors.raw_response(
-                    errors.HeaderTimeoutError(
+                    exceptions.HeaderTimeoutError(
                         "the request line and headers did not arrive within "
                         f"{self.limits.header_timeout:g} s"
                     ),
@@ -308,21 +308,23 @@ class GuardedH11Protocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         error = self._h11.last_error
-        reason: errors.ServiceError
+        reason: exceptions.ServiceError
         if isinstance(error, _Refusal):
             reason = error.reason
         elif error is not None and error.error_status_hint == 431:
-            reason = errors.HeadersTooLargeError(
+            reason = exceptions.HeadersTooLargeError(
                 "the request line and headers are over the limit of "
                 f"{self.limits.max_header_bytes} bytes"
             )
         elif error is not None and error.error_status_hint == 501:
-            reason = errors.UnsupportedTransferCodingError(
+            reason = exceptions.UnsupportedTransferCodingError(
                 f"{error}; only Transfer-Encoding: chunked is supported"
             )
         else:
             detail = str(error) if error is not None else msg
-            reason = errors.MalformedRequestError(f"malformed HTTP request: {detail}")
+            reason = exceptions.MalformedRequestError(
+                f"malformed HTTP request: {detail}"
+            )
         self._disarm()
         self.transport.write(errors.raw_response(reason, uuid.uuid4().hex))
         self.transport.close()

@@ -39,6 +39,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from app.exceptions import (
+    AmbiguousFramingError,
+    BodyTimeoutError,
+    BodyTooLargeError,
+    BusyError,
+    ClientDisconnectedError,
+    ForbiddenError,
+    HeadersTooLargeError,
+    HeaderTimeoutError,
+    InvalidRequestError,
+    MalformedBodyError,
+    MalformedRequestError,
+    ModelLoadError,
+    NotFoundError,
+    NotReadyError,
+    OverBudgetError,
+    ServiceError,
+    ShuttingDownError,
+    TooManyConnectionsError,
+    UnauthorizedError,
+    UnsupportedEncodingError,
+    UnsupportedMediaTypeError,
+    UnsupportedTransferCodingError,
+)
 from core.errors import (
     BatchTooLargeError,
     CoreError,
@@ -59,104 +83,6 @@ PROBLEM_JSON = "application/problem+json"
 MAX_DETAIL = 1000
 MAX_ECHO = 64
 MAX_ERRORS = 20
-
-
-class ServiceError(Exception):
-    """An error of the request itself rather than of its values (the HTTP layer's)."""
-
-    def __init__(
-        self, message: str, *, errors: Sequence[dict[str, Any]] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = errors
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r})"
-
-
-class MalformedBodyError(ServiceError):
-    """The body cannot be parsed: not JSON, broken multipart, bad framing."""
-
-
-class InvalidRequestError(ServiceError):
-    """The body parses but its fields are wrong (a missing or unknown field)."""
-
-
-class UnsupportedMediaTypeError(ServiceError):
-    """A Content-Type (or Content-Encoding) the route does not read."""
-
-
-class NotFoundError(ServiceError):
-    """No such resource: a route, a static file, a model."""
-
-
-class ModelLoadError(ServiceError):
-    """The repository's files for a model cannot be loaded (a load request)."""
-
-
-class UnauthorizedError(ServiceError):
-    """No credentials where the route needs them."""
-
-
-class ForbiddenError(ServiceError):
-    """Credentials that do not grant this, or an action the mode forbids."""
-
-
-class BodyTooLargeError(ServiceError):
-    """The body is over the configured size limit."""
-
-
-class BodyTimeoutError(ServiceError):
-    """The body did not arrive in time."""
-
-
-class BusyError(ServiceError):
-    """Too many requests at once, or the memory budget in use: retry shortly."""
-
-
-class OverBudgetError(ServiceError):
-    """A request that would need more memory than the worker's whole budget."""
-
-
-class NotReadyError(ServiceError):
-    """The model is not loaded (yet): retry shortly."""
-
-
-class ShuttingDownError(ServiceError):
-    """The server was told to stop before this request could be answered."""
-
-
-class ClientDisconnectedError(ServiceError):
-    """The client went away before its request was answered (nobody reads this)."""
-
-
-class UnsupportedEncodingError(UnsupportedMediaTypeError):
-    """A ``Content-Encoding`` other than identity: bodies are read as sent."""
-
-
-class MalformedRequestError(ServiceError):
-    """The request's framing breaks HTTP/1.1 (reported by the parser)."""
-
-
-class AmbiguousFramingError(MalformedRequestError):
-    """Framing that two parsers could read differently (RFC 9112 6.3)."""
-
-
-class HeadersTooLargeError(MalformedRequestError):
-    """The request line and headers are over the header size limit."""
-
-
-class UnsupportedTransferCodingError(MalformedRequestError):
-    """A ``Transfer-Encoding`` other than chunked."""
-
-
-class HeaderTimeoutError(ServiceError):
-    """The request line and headers did not arrive in time."""
-
-
-class TooManyConnectionsError(ServiceError):
-    """The worker holds as many open connections as it may."""
 
 
 @dataclass(frozen=True, slots=True)

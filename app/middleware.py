@@ -18,7 +18,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import errors
+from app import errors, exceptions
 from app.admission import Budget, Ticket
 from app.logconfig import set_request_id
 from app.metrics import Metrics
@@ -118,7 +118,7 @@ class GuardMiddleware:
             await _refuse(
                 scope,
                 send_with_id,
-                errors.ShuttingDownError(
+                exceptions.ShuttingDownError(
                     "the server is shutting down; retry on another instance"
                 ),
                 rid,
@@ -197,13 +197,13 @@ class _Body:
         if self.chunked and self.length is not None:
             # uvicorn's protocol refuses this first (app.connection); this
             # holds under any other server too.
-            return errors.AmbiguousFramingError(
+            return exceptions.AmbiguousFramingError(
                 "a request may not carry both Content-Length and "
                 "Transfer-Encoding; the connection is closed"
             )
         if self.expected and self.encoding not in ("", "identity"):
             # One rule for every route: bodies are read as sent.
-            return errors.UnsupportedEncodingError(
+            return exceptions.UnsupportedEncodingError(
                 f"Content-Encoding {errors.clip(self.encoding, 32)!r} is not "
                 "supported; send the body uncompressed (identity)"
             )
@@ -218,7 +218,7 @@ class _Body:
             async with asyncio.timeout_at(self.deadline):
                 message = await self._receive()
         except TimeoutError:
-            raise errors.BodyTimeoutError(
+            raise exceptions.BodyTimeoutError(
                 f"the body did not arrive within {self.timeout:g} s "
                 f"({self.received} bytes received)"
             ) from None
@@ -249,9 +249,9 @@ def _int(value: bytes) -> int | None:
         return None
 
 
-def _too_large(declared: int | None, limit: int) -> errors.BodyTooLargeError:
+def _too_large(declared: int | None, limit: int) -> exceptions.BodyTooLargeError:
     size = f"body of {declared} bytes" if declared is not None else "body"
-    return errors.BodyTooLargeError(f"{size} is over the limit of {limit} bytes")
+    return exceptions.BodyTooLargeError(f"{size} is over the limit of {limit} bytes")
 
 
 def _request_id(scope: Scope) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import NotFoundError, NotReadyError, clip
+from app.errors import clip
+from app.exceptions import NotFoundError, NotReadyError
 from core.errors import WeightsError
 from core.network import INPUT_SIZE, Network
 from core.weights import LoadedWeights

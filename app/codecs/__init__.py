@@ -27,7 +27,7 @@ from fastapi import Request
 
 from app import admission
 from app.codecs import images, jsonbody
-from app.errors import UnsupportedMediaTypeError
+from app.exceptions import UnsupportedMediaTypeError
 from core.batch import Batch
 from core.images import ImageLimits
 

@@ -17,7 +17,8 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app import admission
-from app.errors import InvalidRequestError, MalformedBodyError, clip
+from app.errors import clip
+from app.exceptions import InvalidRequestError, MalformedBodyError
 from core.batch import Batch
 from core.errors import CoreError, LimitExceededError
 from core.images import ImageLimits, image_to_input

@@ -29,7 +29,8 @@ import pydantic
 import simdjson
 from numpy.typing import NDArray
 
-from app.errors import InvalidRequestError, MalformedBodyError, ServiceError, clip
+from app.errors import clip
+from app.exceptions import InvalidRequestError, MalformedBodyError, ServiceError
 from app.schemas import ActivationRequest, PredictRequest
 from core.batch import Batch, Scale
 from core.errors import CoreError, InputError, LimitExceededError

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.errors import InvalidRequestError, clip
+from app.errors import clip
+from app.exceptions import InvalidRequestError
 from app.inference import Prediction
 from core.batch import Batch, Scale
 from core.errors import BatchTooLargeError

@@ -31,7 +31,8 @@ from app.codecs.tensors import (
     select_outputs,
     to_batch,
 )
-from app.errors import InvalidRequestError, MalformedBodyError, clip
+from app.errors import clip
+from app.exceptions import InvalidRequestError, MalformedBodyError
 from app.inference import Prediction
 from core.batch import Batch
 from core.network import INPUT_SIZE

@@ -34,7 +34,7 @@ from app import admission, errors, protocol
 from app.admission import Budget
 from app.auth import check_admin
 from app.codecs.tensors import Tensor, raw_bytes, results, select_outputs, to_batch
-from app.errors import InvalidRequestError
+from app.exceptions import InvalidRequestError
 from app.grpc_api.protos import inference_pb2 as pb
 from app.grpc_api.protos import inference_pb2_grpc as pb_grpc
 from app.logconfig import set_request_id

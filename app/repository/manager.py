@@ -18,7 +18,8 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
-from app.errors import ForbiddenError, ModelLoadError, NotFoundError, clip
+from app.errors import clip
+from app.exceptions import ForbiddenError, ModelLoadError, NotFoundError
 from app.models import Model, Models
 from app.repository.control import ControlFile
 from app.repository.layout import Control, Entry, Source, load, scan, single_file

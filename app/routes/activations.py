@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from app import admission, codecs
 from app.codecs import jsonbody
 from app.deps import ServiceDep
-from app.errors import InvalidRequestError
+from app.exceptions import InvalidRequestError
 from app.responses import ORJSONResponse
 from app.schemas import ActivationInfo, ActivationRequest, ActivationValues, problem_doc
 from core import catalogue

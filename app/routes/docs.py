@@ -31,7 +31,8 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.errors import NotFoundError, clip
+from app.errors import clip
+from app.exceptions import NotFoundError
 
 router = APIRouter(include_in_schema=False)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from app import codecs
 from app.deps import ServiceDep
-from app.errors import InvalidRequestError
+from app.exceptions import InvalidRequestError
 from app.openapi import (
     ModelQuery,
     VersionQuery,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.deps import ServiceDep
-from app.errors import NotReadyError
+from app.exceptions import NotReadyError
 from app.schemas import Health, problem_doc
 
 router = APIRouter(prefix="/health", tags=["health"])

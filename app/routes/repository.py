@@ -19,7 +19,7 @@ from app.auth import check_admin
 from app.codecs import negotiate
 from app.codecs.v2 import MEDIA_TYPES as V2_MEDIA_TYPES
 from app.deps import ServiceDep
-from app.errors import InvalidRequestError
+from app.exceptions import InvalidRequestError
 from app.responses import ORJSONResponse
 from app.service import Service
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from app.admission import Budget, Ticket, run_heavy, set_work_threads
-from app.errors import BusyError, OverBudgetError
+from app.exceptions import BusyError, OverBudgetError
 from app.responses import ORJSONResponse, estimate, pieces
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from app.codecs import images, jsonbody
 from app.codecs import v2 as v2codec
-from app.errors import InvalidRequestError, MalformedBodyError
+from app.exceptions import InvalidRequestError, MalformedBodyError
 from core.batch import Batch, Scale
 from core.errors import (
     BatchTooLargeError,

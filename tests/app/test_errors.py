@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from app import errors
+from app import errors, exceptions
 from app.main import create_app
 from app.settings import Settings
 from core.errors import (
@@ -30,14 +30,14 @@ CASES: list[tuple[BaseException, int, str]] = [
     (ImageDecodeError("junk"), 400, "undecodable-image"),
     (UnsupportedImageError("TIFF"), 415, "unsupported-image-type"),
     (UnknownActivationError("nope", ["relu"]), 404, "unknown-activation"),
-    (errors.MalformedBodyError("not JSON"), 400, "malformed-body"),
-    (errors.InvalidRequestError("no x"), 422, "invalid-input"),
-    (errors.UnsupportedMediaTypeError("text/plain"), 415, "unsupported-media-type"),
-    (errors.NotFoundError("no such model"), 404, "not-found"),
-    (errors.BodyTooLargeError("too big"), 413, "body-too-large"),
-    (errors.BodyTimeoutError("too slow"), 408, "body-timeout"),
-    (errors.BusyError("busy"), 503, "unavailable"),
-    (errors.NotReadyError("loading"), 503, "not-ready"),
+    (exceptions.MalformedBodyError("not JSON"), 400, "malformed-body"),
+    (exceptions.InvalidRequestError("no x"), 422, "invalid-input"),
+    (exceptions.UnsupportedMediaTypeError("text/plain"), 415, "unsupported-media-type"),
+    (exceptions.NotFoundError("no such model"), 404, "not-found"),
+    (exceptions.BodyTooLargeError("too big"), 413, "body-too-large"),
+    (exceptions.BodyTimeoutError("too slow"), 408, "body-timeout"),
+    (exceptions.BusyError("busy"), 503, "unavailable"),
+    (exceptions.NotReadyError("loading"), 503, "not-ready"),
     (WeightsError("a bad file, not the client's fault"), 500, "internal-error"),
     (CoreError("core went wrong"), 500, "internal-error"),
     (RuntimeError("secret internal state 0xdeadbeef"), 500, "internal-error"),
