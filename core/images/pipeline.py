@@ -1,0 +1,162 @@
+"""From a decoded image to a network input: the modes and the ``auto`` decision."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from core.errors import EmptyImageError, InputError
+from core.images.arrays import FloatArray, border
+from core.images.decode import DEFAULT_LIMITS, ImageLimits, decode_image
+from core.images.fit import MNIST_SIDE, fit_digit
+from core.images.ink import find_ink
+
+
+class Preprocess(StrEnum):
+    """How an uploaded image becomes network input (see :func:`to_mnist`)."""
+
+    AUTO = "auto"
+    MNIST = "mnist"
+    RAW = "raw"
+
+
+PREPROCESS_MODES = tuple(mode.value for mode in Preprocess)
+_DARK_BORDER = 0.1
+
+
+def is_mnist_like(gray: ArrayLike) -> bool:
+    """Whether an image is already in MNIST form: 28x28 with a dark background.
+
+    Parameters
+    ----------
+    gray : array-like of shape (height, width)
+        Gray levels in [0, 1].
+    """
+    image = np.asarray(gray)
+    if image.shape != (MNIST_SIDE, MNIST_SIDE):
+        return False
+    ring = border(image, 1)
+    # The median of the ring is dark: at least half of its pixels are.
+    return 2 * int(np.count_nonzero(ring <= _DARK_BORDER)) >= ring.size
+
+
+def normalize_mnist(gray: ArrayLike) -> FloatArray:
+    """MNIST-style normalisation of a grayscale image of one digit.
+
+    Parameters
+    ----------
+    gray : array-like of shape (height, width)
+        Gray levels in [0, 1], either polarity, any size.
+
+    Returns
+    -------
+    ndarray of shape (28, 28), float32
+        White ink on black in [0, 1]: the background removed, the ink's
+        bounding box fitted into 20x20 keeping its aspect ratio, strokes
+        outside MNIST's usual width thickened or thinned (``_STROKE_BAND``),
+        the centre of mass at pixel (14, 14), and the brightest pixel at 1.
+
+    Raises
+    ------
+    EmptyImageError
+        The image is uniform or no ink stands out from its noise.
+    """
+    ink, bbox = find_ink(np.asarray(gray, dtype=np.float32))
+    return fit_digit(ink, bbox)
+
+
+def _check_gray(gray: ArrayLike) -> FloatArray:
+    image = np.asarray(gray, dtype=np.float32)
+    if image.ndim != 2 or image.size == 0:
+        raise InputError(f"expected a 2-D grayscale image, got shape {image.shape}")
+    if not np.isfinite(image).all():
+        raise InputError("the image holds NaN or infinite values")
+    if image.min() < 0.0 or image.max() > 1.0:
+        raise InputError(
+            f"gray levels must be in [0, 1], got {image.min():.4g}..{image.max():.4g}"
+        )
+    return image
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in PREPROCESS_MODES:
+        raise InputError(
+            f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {mode!r}"
+        )
+
+
+def to_mnist(gray: ArrayLike, mode: str = "auto") -> FloatArray:
+    """Turn a decoded grayscale image into a network input.
+
+    Parameters
+    ----------
+    gray : array-like of shape (height, width)
+        Gray levels in [0, 1] as the user sees them (from :func:`decode_image`).
+    mode : {"auto", "mnist", "raw"}
+        ``"raw"``: the image must be 28x28 and is used as it is.
+        ``"mnist"``: always MNIST-style normalisation (:func:`normalize_mnist`).
+        ``"auto"``: an image that is already MNIST-like (28x28 with a dark
+        border, :func:`is_mnist_like`) is used unchanged, anything else gets
+        ``"mnist"``.
+
+    Returns
+    -------
+    ndarray of shape (784,), float32
+        In [0, 1], white ink on black for ``"auto"`` and ``"mnist"``.
+
+    Raises
+    ------
+    InputError
+        Unknown mode, a non-2-D or out-of-range image, or ``"raw"`` on an
+        image that is not 28x28.
+    EmptyImageError
+        ``"auto"``/``"mnist"`` on an image with no ink.
+    """
+    _check_mode(mode)
+    image = _check_gray(gray)
+    passthrough = mode == "raw" or (mode == "auto" and is_mnist_like(image))
+    if mode == "raw" and image.shape != (MNIST_SIDE, MNIST_SIDE):
+        height, width = image.shape
+        raise InputError(
+            f"preprocess=raw needs a {MNIST_SIDE}x{MNIST_SIDE} image, got "
+            f"{width}x{height}; use preprocess=mnist or auto to normalise other sizes"
+        )
+    if passthrough:
+        if mode == "auto" and float(image.max()) - float(image.min()) < 0.5 / 255:
+            raise EmptyImageError(
+                "the image is uniform (one gray level): there is no digit to classify"
+            )
+        return np.array(image, dtype=np.float32, copy=True).reshape(-1)
+    return normalize_mnist(image).reshape(-1)
+
+
+def image_to_input(
+    data: bytes, mode: str = "auto", limits: ImageLimits = DEFAULT_LIMITS
+) -> FloatArray:
+    """Decode an uploaded image and normalise it into a network input.
+
+    Parameters
+    ----------
+    data : bytes
+        The image file (see :func:`decode_image`).
+    mode : {"auto", "mnist", "raw"}
+        See :func:`to_mnist`.
+    limits : ImageLimits
+
+    Returns
+    -------
+    ndarray of shape (784,), float32
+        In [0, 1]. A 28x28 8-bit grayscale MNIST image under ``"auto"`` or
+        ``"raw"`` gives exactly ``pixels / 255``, as :func:`core.mnist.to_float`.
+
+    Raises
+    ------
+    ImageDecodeError, UnsupportedImageError, LimitExceededError
+        From :func:`decode_image`.
+    InputError, EmptyImageError
+        From :func:`to_mnist`.
+    """
+    _check_mode(mode)  # before the work of decoding
+    return to_mnist(decode_image(data, limits), mode)
