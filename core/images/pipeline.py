@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 import numpy as np
 from numpy.typing import ArrayLike
+from PIL import Image
 
 from core.errors import EmptyImageError, InputError
 from core.images.arrays import FloatArray, border
@@ -24,6 +26,10 @@ class Preprocess(StrEnum):
 
 PREPROCESS_MODES = tuple(mode.value for mode in Preprocess)
 _DARK_BORDER = 0.1
+# Images with a side under this many pixels are enlarged before the ink is
+# looked for, to at most this many pixels in all.
+_SMALL_SIDE = 20
+_MAX_ENLARGED = 250_000
 
 
 def is_mnist_like(gray: ArrayLike) -> bool:
@@ -63,8 +69,32 @@ def normalize_mnist(gray: ArrayLike) -> FloatArray:
     EmptyImageError
         The image is uniform or no ink stands out from its noise.
     """
-    ink, bbox = find_ink(np.asarray(gray, dtype=np.float32))
-    return fit_digit(ink, bbox)
+    ink = find_ink(_enlarge(np.asarray(gray, dtype=np.float32)))
+    return fit_digit(ink.coverage, ink.bbox)
+
+
+def _enlarge(image: FloatArray) -> FloatArray:
+    """Upscale a thumbnail (a side under ``_SMALL_SIDE``) by an integer factor.
+
+    In an 8x8 digit every pixel is stroke or stroke edge: there is no flat
+    paper to measure the noise on, nor room to fit the paper's light.
+    Interpolated, its cells become smooth ramps between flat areas, as in
+    any scan of a larger digit, and the ink is found the same way.
+    """
+    height, width = image.shape
+    side = min(height, width)
+    if side >= _SMALL_SIDE:
+        return image
+    factor = min(
+        math.ceil(_SMALL_SIDE * 2 / side),
+        math.isqrt(_MAX_ENLARGED // (height * width)),
+    )
+    if factor <= 1:
+        return image
+    enlarged = Image.fromarray(image).resize(
+        (width * factor, height * factor), Image.Resampling.BILINEAR
+    )
+    return np.clip(np.asarray(enlarged, dtype=np.float32), 0.0, 1.0)
 
 
 def _check_gray(gray: ArrayLike) -> FloatArray:
