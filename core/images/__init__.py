@@ -28,7 +28,7 @@ centre 13.5; this module places it at 14.0 exactly, with a sub-pixel shift.
 from __future__ import annotations
 
 from core.images.decode import DEFAULT_LIMITS, ImageLimits, decode_image
-from core.images.fit import FIT_SIDE, MNIST_CENTRE, MNIST_SIDE
+from core.images.measures import FIT_SIDE, MNIST_CENTRE, MNIST_SIDE
 from core.images.pipeline import (
     PREPROCESS_MODES,
     Preprocess,

@@ -8,17 +8,13 @@ import numpy as np
 from PIL import Image
 
 from core.images.arrays import FloatArray, block_mean
+from core.images.measures import FIT_SIDE, MNIST_CENTRE, MNIST_SIDE
 from core.images.strokes import normalize_strokes
 
-MNIST_SIDE = 28
-FIT_SIDE = 20
-# Pixel index (0-based, pixel centres) where MNIST's centre of mass sits.
-MNIST_CENTRE = 14.0
 # The digit is fitted at this many times 28x28 before being averaged down, so
 # its stroke width can be measured and adjusted at sub-pixel precision.
-_SUPERSAMPLE = (
-    4  # Fitted digits with a longer side above this are averaged down by an integer
-)
+_SUPERSAMPLE = 4
+# Fitted digits with a longer side above this are averaged down by an integer
 # factor first, so the final anti-aliased resample works on a small array.
 _MAX_FIT_SOURCE = 96
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.images.arrays import FloatArray
+from core.images.measures import stroke_width
 
 # Stroke widths (in 28x28 pixels, measured as 2 * mass / outline, see
 # _stroke_width) that are left alone. On the MNIST test set the median width
@@ -13,25 +14,6 @@ from core.images.arrays import FloatArray
 # to it; this band scored best on held-out test digits (thin-pen renderings:
 # -1.0 point vs raw with (2.0, 3.0), -0.1 with (2.4, 3.0); no loss elsewhere).
 _STROKE_BAND = (2.4, 3.0)
-
-
-def stroke_width(image: FloatArray) -> float:
-    """Mean stroke width, in pixels, of white strokes on black.
-
-    A stroke of width ``w`` and length ``l`` has area ``w * l`` and an outline
-    of ``2 * l``, so the width is twice the ink mass over the total variation
-    (which counts the outline, anti-aliased or not, with its contrast).
-    """
-    d_rows = np.abs(np.diff(image, axis=0, prepend=0.0, append=0.0))
-    d_cols = np.abs(np.diff(image, axis=1, prepend=0.0, append=0.0))
-    # Average the two half-pixel-shifted differences onto pixel centres so
-    # the gradient magnitude (and the width) does not depend on direction.
-    g_rows = 0.5 * (d_rows[:-1] + d_rows[1:])
-    g_cols = 0.5 * (d_cols[:, :-1] + d_cols[:, 1:])
-    outline = float(np.sqrt(g_rows**2 + g_cols**2).sum(dtype=np.float64))
-    if outline <= 0.0:
-        return 0.0
-    return 2.0 * float(image.sum(dtype=np.float64)) / outline
 
 
 def morph(image: FloatArray, steps: int, grow: bool) -> FloatArray:
