@@ -49,6 +49,34 @@ class EmptyImageError(InputError):
     """An image with no ink: nothing to classify."""
 
 
+class BatchImageError(InputError):
+    """Some images of a batch cannot be used: every one is named, by index.
+
+    Attributes
+    ----------
+    failures : list of (int, str)
+        The index of each unusable image in the batch and why it cannot be
+        used, in batch order.
+    causes : list of CoreError
+        The error of each failure, in the same order (its class says what
+        kind of problem it is: undecodable, too large, no ink, ...).
+    size : int
+        How many images the batch held.
+    """
+
+    def __init__(self, causes: list[tuple[int, CoreError]], size: int) -> None:
+        self.failures = [(index, error.message) for index, error in causes]
+        self.causes = [error for _, error in causes]
+        self.size = size
+        shown = "; ".join(f"image {i}: {message}" for i, message in self.failures[:5])
+        more = len(self.failures) - 5
+        super().__init__(
+            f"{len(self.failures)} of {size} images cannot be used ({shown}"
+            + (f"; and {more} more" if more > 0 else "")
+            + "); send the batch again without them, or fix them"
+        )
+
+
 class DataError(CoreError):
     """A data file (MNIST IDX, training CSV) is missing or malformed."""
 

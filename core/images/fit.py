@@ -9,7 +9,7 @@ from PIL import Image
 
 from core.images.arrays import FloatArray, block_mean
 from core.images.measures import FIT_SIDE, MNIST_CENTRE, MNIST_SIDE
-from core.images.strokes import normalize_strokes
+from core.images.strokes import DEFAULT_STYLE, StrokeStyle, normalize_strokes
 
 # The digit is fitted at this many times 28x28 before being averaged down, so
 # its stroke width can be measured and adjusted at sub-pixel precision.
@@ -41,8 +41,21 @@ def recentre(image: FloatArray, centre: float) -> FloatArray:
     return np.asarray(moved, dtype=np.float32)
 
 
-def fit_digit(ink: FloatArray, bbox: tuple[int, int, int, int]) -> FloatArray:
+def fit_digit(
+    ink: FloatArray,
+    bbox: tuple[int, int, int, int],
+    style: StrokeStyle = DEFAULT_STYLE,
+) -> FloatArray:
     """Fit the ink's bounding box into 20x20 and centre its mass in 28x28.
+
+    Parameters
+    ----------
+    ink : ndarray of shape (height, width), float32
+        Ink coverage in [0, 1].
+    bbox : tuple of int
+        ``(top, bottom, left, right)`` of the digit, end-exclusive.
+    style : StrokeStyle
+        How the strokes are brought towards MNIST's (:func:`normalize_strokes`).
 
     Returns
     -------
@@ -75,7 +88,7 @@ def fit_digit(ink: FloatArray, bbox: tuple[int, int, int, int]) -> FloatArray:
         box=(window_left, window_top, window_left + size, window_top + size),
     )
     fine = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
-    adjusted = normalize_strokes(fine, sup)
+    adjusted = normalize_strokes(fine, sup, style)
     if adjusted is not fine:
         adjusted = recentre(adjusted, (MNIST_CENTRE + 0.5) * sup - 0.5)
     out = block_mean(adjusted, sup)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from enum import StrEnum
 
 import numpy as np
 from numpy.typing import ArrayLike
 from PIL import Image
 
-from core.errors import EmptyImageError, InputError
+from core.errors import BatchImageError, CoreError, EmptyImageError, InputError
 from core.images.arrays import FloatArray, border
 from core.images.decode import DEFAULT_LIMITS, ImageLimits, decode_image
 from core.images.fit import fit_digit
@@ -101,11 +102,11 @@ def normalize_mnist(gray: ArrayLike) -> FloatArray:
     EmptyImageError
         The image is uniform or no ink stands out from its noise.
     """
-    ink = find_ink(_enlarge(np.asarray(gray, dtype=np.float32)))
+    ink = find_ink(enlarge(np.asarray(gray, dtype=np.float32)))
     return fit_digit(ink.coverage, ink.bbox)
 
 
-def _enlarge(image: FloatArray) -> FloatArray:
+def enlarge(image: FloatArray) -> FloatArray:
     """Upscale a thumbnail (a side under ``_SMALL_SIDE``) by an integer factor.
 
     In an 8x8 digit every pixel is stroke or stroke edge: there is no flat
@@ -222,3 +223,45 @@ def image_to_input(
     """
     _check_mode(mode)  # before the work of decoding
     return to_mnist(decode_image(data, limits), mode)
+
+
+def images_to_rows(
+    blobs: Sequence[bytes], mode: str = "auto", limits: ImageLimits = DEFAULT_LIMITS
+) -> FloatArray:
+    """Decode and normalise a batch of uploaded images into network rows.
+
+    Every image is tried, so that one answer names all those that cannot be
+    used rather than the first.
+
+    Parameters
+    ----------
+    blobs : sequence of bytes
+        The image files, in batch order.
+    mode : {"auto", "mnist", "raw"}
+        See :func:`to_mnist`.
+    limits : ImageLimits
+        Applied to each image.
+
+    Returns
+    -------
+    ndarray of shape (len(blobs), 784), float32
+
+    Raises
+    ------
+    InputError
+        Unknown mode (before any image is decoded).
+    BatchImageError
+        One or more images cannot be used; ``failures`` lists each by index
+        with its message and ``causes`` holds each image's own error.
+    """
+    _check_mode(mode)
+    rows = np.zeros((len(blobs), MNIST_SIDE * MNIST_SIDE), dtype=np.float32)
+    failed: list[tuple[int, CoreError]] = []
+    for index, blob in enumerate(blobs):
+        try:
+            rows[index] = image_to_input(blob, mode, limits)
+        except CoreError as exc:
+            failed.append((index, exc))
+    if failed:
+        raise BatchImageError(failed, len(blobs))
+    return rows

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from core.images.arrays import FloatArray
-from core.images.measures import stroke_width
-
-# Stroke widths (in 28x28 pixels, measured as 2 * mass / outline, see
-# _stroke_width) that are left alone. On the MNIST test set the median width
-# is 2.46, 45% of digits are under 2.4 and 20% over 3.0. The network reads
-# thin strokes worst, so anything thinner than about the median is thickened
-# to it; this band scored best on held-out test digits (thin-pen renderings:
-# -1.0 point vs raw with (2.0, 3.0), -0.1 with (2.4, 3.0); no loss elsewhere).
-_STROKE_BAND = (2.4, 3.0)
+from core.images.arrays import FloatArray, block_mean
+from core.images.measures import saturation, stroke_width
 
 
 def morph(image: FloatArray, steps: int, grow: bool) -> FloatArray:
@@ -35,27 +29,69 @@ def morph(image: FloatArray, steps: int, grow: bool) -> FloatArray:
     return out
 
 
-def normalize_strokes(fine: FloatArray, sup: int) -> FloatArray:
-    """Bring the stroke width into MNIST's usual range (``_STROKE_BAND``).
+@dataclass(frozen=True, slots=True)
+class StrokeStyle:
+    """How fitted strokes are brought towards MNIST's.
+
+    Attributes
+    ----------
+    band : tuple of float
+        Stroke widths (28x28 pixels, :func:`~core.images.measures.stroke_width`)
+        left alone; thinner strokes are dilated to the lower edge, thicker
+        ones eroded to the upper edge.
+    crisp : float
+        Strokes whose saturated share (:func:`~core.images.measures.saturation`)
+        is below this are sharpened first: cut at half their peak with an
+        edge ``ramp`` wide, as a pen would have drawn them. 0 never sharpens.
+    ramp : float
+        Width of the sharpened edge, in gray levels of the supersampled image.
+    """
+
+    band: tuple[float, float] = (2.4, 3.0)
+    crisp: float = 0.0
+    ramp: float = 0.25
+
+
+DEFAULT_STYLE = StrokeStyle()
+
+
+def normalize_strokes(
+    fine: FloatArray, sup: int, style: StrokeStyle = DEFAULT_STYLE
+) -> FloatArray:
+    """Bring the strokes' edges and width into MNIST's usual range.
 
     MNIST never normalised stroke width, but its writers used similar pens:
-    its digits' strokes are mostly 2-3 pixels wide once fitted into 20x20. A
-    fine pen (or a marker) drawing fitted the same way ends up with strokes
-    outside that range, which the network rarely saw and often misreads
-    (thin strokes especially). Strokes outside the band are dilated or eroded
-    at the supersampled resolution just enough to reach the band's edge;
-    strokes inside it are left alone.
+    its digits' strokes are mostly 2-3 pixels wide once fitted into 20x20,
+    with saturated cores (:mod:`core.images.measures`). A fine pen, a marker
+    or a blurred, upscaled thumbnail fitted the same way ends up with strokes
+    outside that range, which the network rarely saw and often misreads.
+    Soft strokes are sharpened, then strokes outside the width band are
+    dilated or eroded at the supersampled resolution just enough to reach the
+    band's edge; strokes inside it are left alone.
 
     Parameters
     ----------
     fine : ndarray of shape (28 * sup, 28 * sup), float32
-        The fitted digit, supersampled ``sup`` times.
+        The fitted digit, supersampled ``sup`` times, in [0, 1].
+    sup : int
+    style : StrokeStyle
+
+    Returns
+    -------
+    ndarray of shape (28 * sup, 28 * sup), float32
+        ``fine`` itself when nothing was changed.
     """
-    width = stroke_width(fine) / sup
-    low, high = _STROKE_BAND
+    peak = float(fine.max())
+    if peak <= 0.0:
+        return fine
+    out = fine
+    if style.crisp > 0.0 and saturation(block_mean(fine, sup) / peak) < style.crisp:
+        out = np.clip((fine / peak - 0.5) / style.ramp + 0.5, 0.0, 1.0)
+    width = stroke_width(out) / sup
+    low, high = style.band
     target = min(max(width, low), high)
     # One dilation step moves each edge by one fine pixel: 2 / sup in width.
     steps = round((target - width) * sup / 2)
     if steps == 0:
-        return fine
-    return morph(fine, abs(steps), grow=steps > 0)
+        return out
+    return morph(out, abs(steps), grow=steps > 0)
