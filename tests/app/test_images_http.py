@@ -236,3 +236,81 @@ def test_pixel_bomb_is_refused_fast(client: TestClient) -> None:
         413,
         "pixels",
     )
+
+
+def test_a_multipart_batch_names_every_unusable_part(client: TestClient) -> None:
+    good = png(np.eye(28, dtype=np.uint8)[::-1] * 255)
+    blank = png(np.full((40, 40), 255, np.uint8))
+    files = [
+        ("file", ("one.png", good, "image/png")),
+        ("file", ("junk.png", b"not an image", "image/png")),
+        ("file", ("blank.png", blank, "image/png")),
+        ("file", ("two.png", good, "image/png")),
+    ]
+    body = assert_problem(client.post("/predict", files=files), 422, "2 of 4 images")
+    assert [e["loc"] for e in body["errors"]] == [["file", 1], ["file", 2]]
+    assert [e["filename"] for e in body["errors"]] == ["junk.png", "blank.png"]
+    assert "cannot decode" in body["errors"][0]["msg"]
+    assert "no digit" in body["errors"][1]["msg"]
+    # The client drops them and sends the rest again: it goes through.
+    rest = [files[0], files[3]]
+    assert len(labels_of(client.post("/predict", files=rest))) == 2
+
+
+def test_a_batch_whose_parts_fail_alike_keeps_their_status(client: TestClient) -> None:
+    blank = png(np.full((40, 40), 255, np.uint8))
+    files = [("file", (f"{i}.png", blank, "image/png")) for i in range(3)]
+    body = assert_problem(client.post("/predict", files=files), 422, "3 of 3")
+    assert body["type"] == "/problems/empty-image"
+    assert len(body["errors"]) == 3
+    # A single raw body keeps its own error, as before.
+    assert_problem(
+        client.post("/predict", content=b"junk", headers={"content-type": "image/png"}),
+        400,
+    )
+
+
+@pytest.fixture(scope="module")
+def shipped_client():
+    from app.main import create_app
+    from app.settings import Settings
+    from tests.conftest import PROJECT_ROOT
+
+    weights = PROJECT_ROOT / "weights" / "sample_weight.pkl"
+    with TestClient(
+        create_app(Settings(weights=weights)), raise_server_exceptions=False
+    ) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [
+        ("tight_28_nearest", "tight_112"),
+        ("frame28_white_on_black", "offcentre28"),
+        ("lowres_bilinear", "gradient_tight", "vignette_page"),
+    ],
+)
+def test_hard_renderings_over_http_within_2_points_and_never_refused(
+    shipped_client: TestClient, mnist_test, variants: tuple[str, ...]
+) -> None:
+    images, labels = mnist_test
+    n = 120
+    raw = shipped_client.post(
+        "/predict",
+        content=images[:n].tobytes(),
+        headers={"content-type": "application/octet-stream"},
+    )
+    raw_accuracy = float(np.mean(np.array(labels_of(raw)) == labels[:n]))
+    for name in variants:
+        bodies = render(name, images[:n], seed=0)
+        files = [
+            ("file", (f"{i}", body, "application/octet-stream"))
+            for i, body in enumerate(bodies)
+        ]
+        got: list[int] = []
+        for start in range(0, n, 60):
+            response = shipped_client.post("/predict", files=files[start : start + 60])
+            got += labels_of(response)  # any refusal fails the whole batch
+        accuracy = float(np.mean(np.array(got) == labels[:n]))
+        assert accuracy >= raw_accuracy - 0.02, (name, accuracy, raw_accuracy)
