@@ -158,6 +158,8 @@ def find_ink(gray: FloatArray) -> Ink:
     full = float(np.percentile(core, 90))
     # 5 sigma: noise crosses it at a handful of pixels per megapixel at most.
     mask = (relative > _BBOX_FRACTION * full) & (smooth > 5.0 * sigma)
+    if not mask.any():  # the strongest ink sits in the dimmest light
+        mask = smooth >= 0.5 * signal.peak
     min_gap = max(2, max(height, width) // 20)
     top, bottom = _span(mask.sum(axis=1).astype(np.float64), min_gap)
     left, right = _span(mask.sum(axis=0).astype(np.float64), min_gap)

@@ -94,7 +94,8 @@ def normalize_mnist(gray: ArrayLike) -> FloatArray:
     ndarray of shape (28, 28), float32
         White ink on black in [0, 1]: the background removed, the ink's
         bounding box fitted into 20x20 keeping its aspect ratio, strokes
-        outside MNIST's usual width thickened or thinned (``_STROKE_BAND``),
+        outside MNIST's usual width thickened or thinned
+        (:func:`~core.images.strokes.normalize_strokes`),
         the centre of mass at pixel (14, 14), and the brightest pixel at 1.
 
     Raises

@@ -27,6 +27,7 @@ from PIL import Image
 
 from core import images
 from core.errors import (
+    BatchImageError,
     EmptyImageError,
     ImageDecodeError,
     InputError,
@@ -243,3 +244,70 @@ def test_random_bytes_give_a_documented_error(data: bytes, mode: str) -> None:
 def test_known_bad_inputs(data: bytes, error: type[Exception]) -> None:
     with pytest.raises(error):
         images.image_to_input(data, "auto", LIMITS)
+
+
+# --------------------------------------------------------------------------
+# Pixels rather than bytes: the ink search on arbitrary images
+# --------------------------------------------------------------------------
+
+
+@st.composite
+def gray_images(draw: st.DrawFn) -> np.ndarray:
+    """Paper, light, noise and blobs of ink in any proportion, any size."""
+    height = draw(st.integers(1, 90))
+    width = draw(st.integers(1, 90))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rows = np.linspace(-1, 1, height)[:, None]
+    cols = np.linspace(-1, 1, width)[None, :]
+    gray = draw(st.floats(0, 1)) + draw(st.floats(-0.5, 0.5)) * (
+        draw(st.floats(-1, 1)) * cols + draw(st.floats(-1, 1)) * rows
+    )
+    gray = gray - draw(st.floats(0, 0.5)) * (rows**2 + cols**2) / 2
+    for _ in range(draw(st.integers(0, 6))):  # strokes or blobs of either sign
+        top, left = rng.integers(0, height), rng.integers(0, width)
+        bottom = top + rng.integers(1, height + 1)
+        right = left + rng.integers(1, width + 1)
+        gray[top:bottom, left:right] += draw(st.floats(-1, 1))
+    gray = gray + rng.normal(
+        0, draw(st.sampled_from([0.0, 0.01, 0.1, 0.5])), gray.shape
+    )
+    return np.clip(np.broadcast_to(gray, (height, width)), 0, 1).astype(np.float32)
+
+
+@FUZZ
+@given(gray_images(), st.sampled_from(["auto", "mnist"]))
+def test_any_picture_gives_an_input_or_a_refusal(gray: np.ndarray, mode: str) -> None:
+    try:
+        x = images.to_mnist(gray, mode)
+    except EmptyImageError as exc:
+        refusal = exc.message
+    else:
+        refusal = ""
+    if refusal:
+        assert "no digit" in refusal
+        return
+    assert x.shape == (784,)
+    assert x.dtype == np.float32
+    assert np.isfinite(x).all()
+    assert ((x >= 0) & (x <= 1)).all()
+
+
+@settings(max_examples=60, deadline=10000, database=None)
+@given(st.lists(mutated(), min_size=1, max_size=5), modes)
+def test_a_batch_gives_rows_or_names_its_bad_images(
+    blobs: list[bytes], mode: str
+) -> None:
+    error: BatchImageError | None = None
+    try:
+        rows = images.images_to_rows(blobs, mode, LIMITS)
+    except BatchImageError as exc:
+        error = exc
+    if error is not None:
+        assert error.size == len(blobs)
+        indices = [index for index, _ in error.failures]
+        assert indices == sorted(set(indices))
+        assert all(0 <= index < len(blobs) for index in indices)
+        assert all(isinstance(cause, DOCUMENTED) for cause in error.causes)
+        return
+    assert rows.shape == (len(blobs), 784)
+    assert np.isfinite(rows).all()
