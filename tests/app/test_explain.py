@@ -117,8 +117,11 @@ def test_png_stroke_with_book_weights(book_client: TestClient) -> None:
 def test_multipart_and_octet_stream(
     client: TestClient, network: Network, rng: np.random.Generator
 ) -> None:
-    pixels = rng.integers(0, 256, (28, 28), dtype=np.uint8)
-    pixels[:2] = pixels[-2:] = pixels[:, :2] = pixels[:, -2:] = 0  # MNIST-like
+    # An MNIST digit in all respects (see core.images.is_mnist_like): a
+    # stroke 20 pixels tall with its mass at (14, 14), so both paths agree.
+    pixels = np.zeros((28, 28), dtype=np.uint8)
+    pixels[4:24, 13:16] = rng.integers(128, 256, (20, 3), dtype=np.uint8)
+    pixels[4:24, 13:16:2] //= 2
     r = client.post("/explain", files={"file": ("d.png", png(pixels), "image/png")})
     assert r.status_code == 200, r.text
     raw = client.post(
