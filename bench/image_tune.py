@@ -120,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated LOW-HIGH[:CRISP[:RAMP]] candidates",
     )
     parser.add_argument("--variants", default=None, help="comma-separated subset")
+    parser.add_argument(
+        "--detail", action="store_true", help="also print each rendering's accuracy"
+    )
     args = parser.parse_args(argv)
     names = args.variants.split(",") if args.variants else list(RENDERINGS)
     styles = {text: parse_style(text) for text in args.styles.split(",")}
@@ -147,6 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{100.0 * np.mean(list(scores.values())):>17.2f} {worst:>+7.2f}"
             )
         print(f"{style_name:<32} " + " ".join(cells))
+    if args.detail:
+        for source in TUNING_SOURCES:
+            print(
+                f"\n{source}: {'rendering':<24} " + " ".join(f"{k:>16}" for k in styles)
+            )
+            for name in names:
+                cells = [f"{100.0 * table[source][k][name]:>16.2f}" for k in styles]
+                print(f"{'':<{len(source) + 2}}{name:<24} " + " ".join(cells))
     return 0
 
 
