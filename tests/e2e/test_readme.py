@@ -51,6 +51,7 @@ NOT_RUN_HERE = {
     r"\.venv/bin/python -m bench$": "minutes of load; tests/test_bench.py",
     r"\.venv/bin/python -m bench\.soak": "20 s of load; tests/e2e/test_soak.py",
     r"\.venv/bin/python -m bench\.image_fidelity": "minutes; tests/app/test_images_http.py runs the same renderings on fewer images",
+    r"\.venv/bin/python -m bench\.image_(reference|tune)": "minutes; tests/core/test_images_hard.py runs the same renderings on fewer digits",
 }
 
 
