@@ -303,7 +303,9 @@ def render(
         "detail": detail,
     }
     if failure.errors is not None:
-        body["errors"] = list(failure.errors)[:MAX_ERRORS]
+        # Bounded where they are made: MAX_ERRORS for validation, one entry
+        # per file for an upload (at most max_upload_parts).
+        body["errors"] = list(failure.errors)
     if request_id is not None:
         body["request_id"] = request_id
     body.update(failure.extra)

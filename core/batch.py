@@ -151,9 +151,9 @@ class Batch:
 
     @classmethod
     def from_images(
-        cls, images: Sequence[FloatArray], *, single: bool, max_rows: int
+        cls, images: Sequence[FloatArray] | FloatArray, *, single: bool, max_rows: int
     ) -> Batch:
-        """Images from :func:`core.images.image_to_input`: 28x28 float32 in [0, 1].
+        """Images from :mod:`core.images`: each 784 (or 28x28) float32 in [0, 1].
 
         Raises
         ------
@@ -162,7 +162,8 @@ class Batch:
         """
         if len(images) > max_rows:
             raise _too_many(len(images), max_rows)
-        x = np.stack(images).astype(np.float32, copy=False).reshape(-1, INPUT_SIZE)
+        stacked = images if isinstance(images, np.ndarray) else np.stack(images)
+        x = stacked.astype(np.float32, copy=False).reshape(-1, INPUT_SIZE)
         return cls(x, single=single and len(images) == 1)
 
 

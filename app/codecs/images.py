@@ -20,11 +20,14 @@ from app import admission
 from app.errors import clip
 from app.exceptions import InvalidRequestError, MalformedBodyError
 from core.batch import Batch
-from core.errors import CoreError, LimitExceededError
-from core.images import ImageLimits, image_to_input
+from core.errors import BatchImageError, LimitExceededError
+from core.images import ImageLimits, images_to_rows
 from core.network import INPUT_SIZE
 
 FIELD = "file"
+# Each unusable file's reason, clipped: a batch of up to max_upload_parts files
+# names every one of them, and the answer stays small.
+MAX_PART_MESSAGE = 160
 # JPEG is decoded at 1/2, 1/4 or 1/8 scale down to about 2 megapixels
 # (core.images asks libjpeg for a draft): never more than this many pixels.
 JPEG_DRAFT_PIXELS = 8_000_000
@@ -230,24 +233,22 @@ def decode_images(
         raise LimitExceededError(
             f"{len(uploads)} images is over the batch limit of {max_rows}"
         )
-    rows, failures = [], []
-    for index, upload in enumerate(uploads):
-        try:
-            rows.append(image_to_input(upload.data, preprocess, limits))
-        except CoreError as exc:
-            if len(uploads) == 1:
-                raise
-            failures.append(
+    try:
+        rows = images_to_rows([u.data for u in uploads], preprocess, limits)
+    except BatchImageError as exc:
+        if len(uploads) == 1:
+            raise exc.causes[0] from None  # one file: its own error and status
+        # Which files: the transport knows their names, core their faults.
+        raise InvalidRequestError(
+            f"{len(exc.failures)} of {len(uploads)} files cannot be used; each is "
+            "listed in errors (drop them and send the rest again)",
+            errors=[
                 {
                     "loc": [FIELD, index],
-                    "filename": clip(upload.filename or ""),
-                    "msg": exc.message,
+                    "filename": clip(uploads[index].filename or ""),
+                    "msg": clip(message, MAX_PART_MESSAGE),
                 }
-            )
-    if failures:
-        raise InvalidRequestError(
-            f"{len(failures)} of {len(uploads)} files cannot be used; each is listed "
-            "in errors (drop them and send the rest again)",
-            errors=failures,
-        )
+                for index, message in exc.failures
+            ],
+        ) from None
     return Batch.from_images(rows, single=len(uploads) == 1, max_rows=max_rows)
