@@ -270,9 +270,12 @@ async def run_heavy(fn: Callable[..., T], *args: Any) -> T:
 # to that size (up to 32 MiB), so later multi-megabyte arrays come from the
 # heap and stay resident when freed. Under the worst valid mix that took one
 # worker from 127 to 863 MiB while the budget held 256. Two arenas and a fixed
-# threshold return large blocks to the system when they are freed.
+# threshold return large blocks to the system when they are freed. 1 MiB, not
+# lower: at 256 KiB a 100-image batch's arrays (314 KB each) are mapped and
+# unmapped per request, and Batch.from_bytes took 130 us instead of 84; the
+# worst mix's peak moved from 295 to 301 MiB (python -m bench.hostile).
 MALLOC_ARENAS = 2
-MALLOC_MMAP_THRESHOLD = 256 * 1024
+MALLOC_MMAP_THRESHOLD = 1024 * 1024
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
