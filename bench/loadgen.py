@@ -233,14 +233,23 @@ def grpc_load(
     finished = next(
         (ln for ln in out.stdout.splitlines() if ln.startswith("finished in")), ""
     )
-    # "finished in 3.00s, 1011.67 req/s, ..."
-    elapsed = float(finished.split()[2].rstrip("s,")) if finished else seconds
+    # "finished in 3.00s, 1011.67 req/s, ..." (or "999.92ms", "850.10us")
+    elapsed = h2load_seconds(finished.split()[2]) if finished else seconds
     failed = next(
         (ln for ln in out.stdout.splitlines() if ln.startswith("requests:")), ""
     )
     if " 0 failed, 0 errored" not in failed:
         errors = max(errors, 1)
     return _summary(latencies, elapsed, errors)
+
+
+def h2load_seconds(token: str) -> float:
+    """h2load's duration ("3.00s,", "999.92ms,", "850.10us,") in seconds."""
+    token = token.rstrip(",")
+    for unit, scale in (("us", 1e-6), ("ms", 1e-3), ("s", 1.0)):
+        if token.endswith(unit):
+            return float(token[: -len(unit)]) * scale
+    raise ValueError(f"not an h2load duration: {token!r}")
 
 
 def asyncio_grpc_load(

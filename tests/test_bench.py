@@ -291,3 +291,16 @@ def test_startup_times_every_local_start(weights_file: Path) -> None:
     assert len(result["targets"]) == 2
     assert result["stops"] == []
     assert "start-up target" in startup.render(result)
+
+
+@pytest.mark.parametrize(
+    ("token", "seconds"),
+    [("3.00s,", 3.0), ("999.92ms,", 0.99992), ("850.10us,", 0.0008501)],
+)
+def test_h2load_durations_in_every_unit(token: str, seconds: float) -> None:
+    assert loadgen.h2load_seconds(token) == pytest.approx(seconds)
+
+
+def test_h2load_duration_refuses_what_it_cannot_read() -> None:
+    with pytest.raises(ValueError, match="h2load duration"):
+        loadgen.h2load_seconds("3.00h,")
