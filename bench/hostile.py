@@ -302,9 +302,9 @@ def charge_of(request: Request) -> int:
             request.body, request.content_type or "", max_parts=64, max_part_bytes=BODY
         )
         del boundary
-        charged += images.decode_cost(parts, 2**62)
+        charged += images.decode_work(parts, 2**62).cost
     else:
-        charged += images.decode_cost([images.Upload(None, request.body)], 2**62)
+        charged += images.decode_work([images.Upload(None, request.body)], 2**62).cost
     return charged
 
 

@@ -188,8 +188,18 @@ def _image_cost(pixels: int, fmt: str, mode: str) -> int:
     return pixels * per_pixel
 
 
-def decode_cost(uploads: list[Upload], max_request_pixels: int) -> int:
-    """Bytes decoding ``uploads`` needs at its peak, from their headers.
+@dataclass(frozen=True, slots=True)
+class DecodeWork:
+    """What decoding a request's images will take, from their headers alone."""
+
+    cost: int
+    """Bytes at the peak: the largest image's work plus the network input rows."""
+    pixels: int
+    """Pixels in all the images (0 for those Pillow cannot open)."""
+
+
+def decode_work(uploads: list[Upload], max_request_pixels: int) -> DecodeWork:
+    """What decoding ``uploads`` will take, from their headers.
 
     Images are decoded one after another: the peak is the largest image's
     work plus the network input rows. Checked before anything is decoded:
@@ -209,7 +219,7 @@ def decode_cost(uploads: list[Upload], max_request_pixels: int) -> int:
             f"{max_request_pixels} pixels per request"
         )
     largest = max((_image_cost(*size) for size in sizes), default=0)
-    return largest + len(uploads) * INPUT_SIZE * 8
+    return DecodeWork(largest + len(uploads) * INPUT_SIZE * 8, total)
 
 
 def decode_images(
