@@ -43,8 +43,12 @@ def stroke_width(image: FloatArray) -> float:
     image : ndarray of shape (height, width), float32
         Ink in [0, 1].
     """
-    d_rows = np.abs(np.diff(image, axis=0, prepend=0.0, append=0.0))
-    d_cols = np.abs(np.diff(image, axis=1, prepend=0.0, append=0.0))
+    # Differences with a zero border all round (np.diff's prepend/append
+    # concatenates twice per axis; one padded copy is a third of the time).
+    padded = np.zeros((image.shape[0] + 2, image.shape[1] + 2), dtype=image.dtype)
+    padded[1:-1, 1:-1] = image
+    d_rows = np.abs(padded[1:, 1:-1] - padded[:-1, 1:-1])
+    d_cols = np.abs(padded[1:-1, 1:] - padded[1:-1, :-1])
     # Average the two half-pixel-shifted differences onto pixel centres so
     # the gradient magnitude (and the width) does not depend on direction.
     g_rows = 0.5 * (d_rows[:-1] + d_rows[1:])
