@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -128,3 +129,16 @@ def targets_table(rows: Sequence[dict[str, Any]], title: str) -> str:
         rows,
         [("target", title), ("ratio", "ratio"), ("goal", "goal"), ("met", "met")],
     )
+
+
+def finish(
+    result: dict[str, Any], problems: list[str], rendered: str, out: Path
+) -> int:
+    """Print a run's table and verdict, write its JSON; the exit status (1: failed)."""
+    result["verdict"] = problems or "pass"
+    print(rendered)
+    print("verdict:", "; ".join(problems) if problems else "pass")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 1 if problems else 0

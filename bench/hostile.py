@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import re
 import socket
 import subprocess
@@ -49,6 +48,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bench.common import finish
 from bench.procs import free_port, launch, mnist_serve_command, wait_ready
 from bench.soak import PROJECT_WEIGHTS, Request, asyncio_load
 
@@ -606,13 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         result = run(seconds=args.seconds, connections=args.connections, slow=args.slow)
     problems = verdict(result)
-    result["verdict"] = problems or "pass"
-    print(render(result))
-    print("verdict:", "; ".join(problems) if problems else "pass")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 1 if problems else 0
+    return finish(result, problems, render(result), args.out)
 
 
 if __name__ == "__main__":

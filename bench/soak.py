@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bench.common import finish
 from bench.loadgen import WRK_DONE, run_wrk
 from bench.procs import (
     RssSampler,
@@ -581,13 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         weights=args.weights,
     )
     problems = verdict(result, args.rss_limit_mib, args.rss_growth_limit_mib)
-    result["verdict"] = problems or "pass"
-    print(render(result))
-    print("verdict:", "; ".join(problems) if problems else "pass")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 1 if problems else 0
+    return finish(result, problems, render(result), args.out)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ __all__ = [
     "Server",
     "free_port",
     "mnist_serve_command",
+    "served_cleanly",
     "start_app",
     "start_server",
     "wait_in_flight",
@@ -86,6 +88,25 @@ def start_app(
     command = [sys.executable, "-m", "uvicorn", factory, "--factory",
                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     return _start(command, port, tmp_path, env, ready_timeout)
+
+
+@contextmanager
+def served_cleanly(
+    weights: Path, tmp_path: Path, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """``mnist-serve`` for the block; after it, exit status 0 and no traceback logged.
+
+    For tests that throw bad input at a server: nothing a client sends may
+    reach the catch-all handler or stop the process.
+    """
+    s = start_server(weights, tmp_path, env=env)
+    try:
+        yield s
+    finally:
+        code = s.stop()
+        log = s.log.read_text()
+        assert "Traceback" not in log, log
+        assert code == 0, log
 
 
 _IN_FLIGHT = re.compile(rb"^mnist_serve_http_requests_in_flight (\S+)$", re.M)

@@ -34,6 +34,7 @@ from tests.e2e.conftest import (
     Server,
     free_port,
     mnist_serve_command,
+    served_cleanly,
     start_app,
     start_server,
 )
@@ -584,15 +585,8 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(weights, tmp_path_factory.mktemp("hostile"), env=LIMITS)
-    try:
+    with served_cleanly(weights, tmp_path_factory.mktemp("hostile"), env=LIMITS) as s:
         yield s
-    finally:
-        code = s.stop()
-        log = s.log.read_text()
-        # Nothing a client sent reached the catch-all handler.
-        assert "Traceback" not in log, log
-        assert code == 0, log
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from PIL import Image
 
 from core.weights import save_network
 from tests.conftest import random_network
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, served_cleanly, start_server
 from tests.e2e.test_hostile import (
     QUICK,
     VALID,
@@ -61,14 +61,10 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(weights, tmp_path_factory.mktemp("conditions"), env=LIMITS)
-    try:
+    with served_cleanly(
+        weights, tmp_path_factory.mktemp("conditions"), env=LIMITS
+    ) as s:
         yield s
-    finally:
-        code = s.stop()
-        log = s.log.read_text()
-        assert "Traceback" not in log, log
-        assert code == 0, log
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import pytest
 
 from core.weights import save_network
 from tests.conftest import random_network
-from tests.e2e.conftest import Server, start_app, start_server
+from tests.e2e.conftest import Server, served_cleanly, start_app
 
 pytestmark = pytest.mark.e2e
 
@@ -39,13 +39,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("schemathesis")
     weights = tmp / "weights.pkl"
     save_network(random_network(np.random.default_rng(0)), weights)
-    s = start_server(weights, tmp, env={"MNIST_SERVE_MAX_BATCH_SIZE": "64"})
-    try:
+    with served_cleanly(weights, tmp, env={"MNIST_SERVE_MAX_BATCH_SIZE": "64"}) as s:
         yield s
-    finally:
-        code = s.stop()
-        assert "Traceback" not in s.log.read_text()
-        assert code == 0
 
 
 def schemathesis(url: str, tmp_path: Path, *args: str) -> tuple[int, str, dict]:
