@@ -142,3 +142,9 @@ def finish(
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     return 1 if problems else 0
+
+
+def key_values(rows: Sequence[tuple[str, str]]) -> str:
+    """Two aligned columns: a name and its figure, a line each."""
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from bench.common import finish
+from bench.common import finish, key_values
 from bench.procs import free_port, launch, mnist_serve_command, wait_ready
 from bench.soak import PROJECT_WEIGHTS, Request, asyncio_load
 
@@ -549,8 +549,7 @@ def render(result: dict[str, Any]) -> str:
         ("k8s memory limit (MiB)", f"{result['k8s_limit_mib']}"),
         ("tracebacks in server log", str(result["tracebacks_in_log"])),
     ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    return key_values(rows)
 
 
 def verdict(result: dict[str, Any]) -> list[str]:

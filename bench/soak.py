@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from bench.common import finish
+from bench.common import finish, key_values
 from bench.loadgen import WRK_DONE, run_wrk
 from bench.procs import (
     RssSampler,
@@ -530,8 +530,7 @@ def render(result: dict[str, Any]) -> str:
         ("SIGTERM: shutdown time (s)", f"{s['shutdown_s']:.2f}"),
         ("SIGTERM: exit code", str(s["exit_code"])),
     ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    return key_values(rows)
 
 
 def verdict(
