@@ -12,8 +12,10 @@ import time
 
 import httpx
 import pytest
+import yaml
 
 from bench.procs import free_port
+from tests.conftest import PROJECT_ROOT
 from tests.container.conftest import (
     IMAGE,
     RUN,
@@ -142,6 +144,19 @@ def read_response(sock: socket.socket) -> bytes:
     return answer
 
 
+def compose_limits() -> dict[str, str]:
+    """The resource limits compose.yaml declares for the service."""
+    compose = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())
+    return compose["services"]["mnist-serve"]["deploy"]["resources"]["limits"]
+
+
+def compose_bytes(value: str) -> int:
+    """Compose's byte values: 512M, 1G, 1.5g, 65536."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    unit = value[-1].lower()
+    return int(float(value[:-1]) * units[unit]) if unit in units else int(value)
+
+
 def test_compose_runs_the_same_image():
     compose = compose_command()
     if compose is None:
@@ -170,8 +185,9 @@ def test_compose_runs_the_same_image():
         details = inspect(cid)
         assert details["Image"] == inspect(IMAGE)["Id"]
         assert details["HostConfig"]["ReadonlyRootfs"] is True
-        assert details["HostConfig"]["Memory"] == 512 * 2**20
-        assert details["HostConfig"]["NanoCpus"] == 2 * 10**9
+        limits = compose_limits()
+        assert details["HostConfig"]["Memory"] == compose_bytes(limits["memory"])
+        assert details["HostConfig"]["NanoCpus"] == float(limits["cpus"]) * 10**9
         ports = details["HostConfig"]["PortBindings"]["8000/tcp"]
         assert [p["HostIp"] for p in ports] == ["127.0.0.1"]
     finally:
