@@ -71,15 +71,21 @@ class Budget:
         Requests that may be doing work (decoding, computing, answering) at once.
     queue_timeout : float
         Seconds a request may wait for memory or a slot.
+    reserved : int
+        Bytes of the capacity the worker holds for as long as it runs, outside
+        any request (the JSON parser's kept buffers): in use from the start.
     """
 
-    def __init__(self, capacity: int, slots: int, queue_timeout: float = 5.0) -> None:
+    def __init__(
+        self, capacity: int, slots: int, queue_timeout: float = 5.0, reserved: int = 0
+    ) -> None:
         self.capacity = capacity
         self.slots = slots
         self.queue_timeout = queue_timeout
-        self.used = 0
+        self.reserved = reserved
+        self.used = reserved
         self.working = 0
-        self.peak = 0
+        self.peak = reserved
         self._waiters: deque[tuple[int, bool, asyncio.Future[None]]] = deque()
 
     def _fits(self, nbytes: int, slot: bool) -> bool:
@@ -212,10 +218,12 @@ class Ticket:
         self.working = self.working or slot
 
     def _check(self, nbytes: int, what: str) -> None:
-        if self.held + nbytes > self.budget.capacity:
+        budget = self.budget
+        if self.held + nbytes > budget.capacity - budget.reserved:
             raise OverBudgetError(
                 f"{what} needs about {_mib(self.held + nbytes)}, more than the "
-                f"worker's whole memory budget of {_mib(self.budget.capacity)}; "
+                f"{_mib(budget.capacity - budget.reserved)} that the worker's whole "
+                f"memory budget of {_mib(budget.capacity)} leaves for requests; "
                 "send less at once"
             )
 
@@ -274,8 +282,18 @@ async def run_heavy(fn: Callable[..., T], *args: Any) -> T:
 # lower: at 256 KiB a 100-image batch's arrays (314 KB each) are mapped and
 # unmapped per request, and Batch.from_bytes took 130 us instead of 84; the
 # worst mix's peak moved from 295 to 301 MiB (python -m bench.hostile).
+# Fixing the mmap threshold also fixes the trim threshold, at 128 KiB: the
+# heap's free top above that is returned to the system after every free, so a
+# JSON batch of 100 (a 600 KB body, then a 627 KB float64 and 314 KB float32
+# arrays) grew the heap and took ~120 fresh pages per request from the kernel
+# (simdjson + as_buffer: 0.87 ms instead of 0.67). At 4 MiB per arena the
+# free top is kept across requests (page faults per request, 4 connections:
+# 760 before, 34-82 at 2 MiB, 0 at 4 MiB); that slack is part of the bound.
 MALLOC_ARENAS = 2
 MALLOC_MMAP_THRESHOLD = 1024 * 1024
+MALLOC_TRIM_THRESHOLD = 4 * 1024 * 1024
+ALLOCATOR_SLACK = MALLOC_ARENAS * MALLOC_TRIM_THRESHOLD  # free memory glibc may keep
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
@@ -290,18 +308,21 @@ def tune_allocator() -> bool:
     import os
 
     # Workers are new processes: glibc reads these when they start.
-    os.environ.setdefault("MALLOC_ARENA_MAX", str(MALLOC_ARENAS))
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MALLOC_MMAP_THRESHOLD))
-    name = ctypes.util.find_library("c")
+    settings = {
+        "MALLOC_ARENA_MAX": (_M_ARENA_MAX, MALLOC_ARENAS),
+        "MALLOC_MMAP_THRESHOLD_": (_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD),
+        "MALLOC_TRIM_THRESHOLD_": (_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD),
+    }
+    for name, (_, value) in settings.items():
+        os.environ.setdefault(name, str(value))
+    library = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
+        libc = ctypes.CDLL(library or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    arenas = int(os.environ["MALLOC_ARENA_MAX"])
-    threshold = int(os.environ["MALLOC_MMAP_THRESHOLD_"])
-    return bool(mallopt(_M_ARENA_MAX, arenas)) and bool(
-        mallopt(_M_MMAP_THRESHOLD, threshold)
+    return all(
+        mallopt(option, int(os.environ[name])) for name, (option, _) in settings.items()
     )
 
 

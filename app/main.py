@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from app import errors
 from app.admission import Budget, set_work_threads, tune_allocator
+from app.codecs import jsonbody
 from app.middleware import GuardMiddleware, MetricsMiddleware
 from app.routes import (
     activations,
@@ -135,7 +136,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.state.budget = Budget(
-        settings.memory_budget, settings.max_concurrency, settings.queue_timeout
+        settings.memory_budget,
+        settings.max_concurrency,
+        settings.queue_timeout,
+        reserved=jsonbody.keep_parsers(settings.memory_budget),
     )
     set_work_threads(settings.work_threads)
     app.add_middleware(

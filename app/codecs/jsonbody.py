@@ -41,9 +41,19 @@ Kind = Literal["d", "i"]  # as_buffer's float64 or int64
 # Envelopes are a few keys and short lists; the fast reader walks them in
 # Python, so a body with a large one is left to orjson.
 MAX_ENVELOPE_NODES = 1_000
-# A thread keeps its parser (and the buffers it grew) only after bodies up to
-# this size: a few hundred KiB per thread, outside the memory budget.
-KEEP_PARSER_BYTES = 256 * 1024
+# simdjson's parser grows its buffers to the largest body it has read and
+# keeps them. Allocating them afresh per request cost a 100-image JSON batch
+# ~760 page faults and 1.2 ms of its 2.9 (python -m bench http), so a thread
+# keeps its parser after bodies up to KEEP_PARSER_BYTES (a 100-image batch of
+# full-precision floats is 595 KB). What a kept parser holds is at most
+# PARSER_BYTES_PER_BODY_BYTE per byte of that size (measured: 13.2 for a body
+# of "0,0,0,...", 2.2 for a batch of images; ``python -m bench.hostile costs``,
+# "kept" column), reserved from the worker's memory budget by create_app.
+# Only the event loop's thread keeps one: bodies up to codecs.INLINE_BYTES,
+# which is larger, are parsed there, and larger ones in the work threads.
+KEEP_PARSER_BYTES = 640 * 1024
+PARSER_BYTES_PER_BODY_BYTE = 14
+_keep_bytes = KEEP_PARSER_BYTES
 _BOM = b"\xef\xbb\xbf"
 # What a fast read may run into that the general reader must then put in words.
 REFUSALS = (CoreError, ServiceError, pydantic.ValidationError)
@@ -274,11 +284,24 @@ def fast_numbers(
     except (ValueError, TypeError, KeyError, IndexError, MemoryError):
         return None  # simdjson's refusals: the general reader words them
     finally:
-        if len(body) > KEEP_PARSER_BYTES:
+        if len(body) > _keep_bytes:
             # Its buffers now fit this big body: let them go with the request
             # (whose decoding was charged to the memory budget) rather than
-            # keep megabytes per thread outside the budget for ever.
+            # keep more than the budget reserved for ever.
             _parsers.parser = None
+
+
+def keep_parsers(memory_budget: int) -> int:
+    """Set the largest body after which a thread keeps its parser; the bytes to reserve.
+
+    KEEP_PARSER_BYTES, or less when that would reserve more than a sixteenth of
+    ``memory_budget``. Process-wide: the last application created sets it.
+    """
+    global _keep_bytes
+    _keep_bytes = min(
+        KEEP_PARSER_BYTES, memory_budget // (16 * PARSER_BYTES_PER_BODY_BYTE)
+    )
+    return _keep_bytes * PARSER_BYTES_PER_BODY_BYTE
 
 
 def _parser() -> simdjson.Parser:

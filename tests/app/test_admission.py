@@ -171,3 +171,34 @@ def test_all_of_a_requests_waits_together_last_at_most_the_queue_timeout() -> No
         return loop.time() - start
 
     assert run(scenario()) < 0.4  # not 5 x 0.2 s
+
+
+def test_a_reserve_is_in_use_from_the_start_and_left_out_of_every_request() -> None:
+    async def scenario() -> None:
+        budget = Budget(100, slots=2, queue_timeout=0.05, reserved=30)
+        assert (budget.used, budget.peak) == (30, 30)
+        ticket = Ticket(budget)
+        await ticket.charge(70, "decoding")  # exactly what the reserve leaves
+        ticket.release()
+        assert budget.used == 30  # the reserve is never given back
+        with pytest.raises(
+            OverBudgetError, match="that the worker's whole memory budget"
+        ):
+            await Ticket(budget).charge(71, "decoding")
+
+    run(scenario())
+
+
+def test_the_reserve_is_named_in_the_413() -> None:
+    async def scenario() -> None:
+        mib = 1024 * 1024
+        budget = Budget(256 * mib, slots=2, reserved=8 * mib)
+        with pytest.raises(OverBudgetError) as caught:
+            await Ticket(budget).charge(250 * mib, "decoding the body")
+        assert caught.value.args[0] == (
+            "decoding the body needs about 250.0 MiB, more than the 248.0 MiB that "
+            "the worker's whole memory budget of 256.0 MiB leaves for requests; "
+            "send less at once"
+        )
+
+    run(scenario())
