@@ -17,7 +17,7 @@ worker, as in Docker and Kubernetes) on 127.0.0.1 and, for ``--seconds``:
 and reports the probes' statuses and latencies, what the mix got (200, 503),
 and the worker's peak resident memory (VmHWM) against its idle size, the
 memory bound (idle + ``MNIST_SERVE_MEMORY_BUDGET`` + the connections'
-buffers) and the memory limit in ``deploy/k8s/deployment.yaml``.
+buffers + the free memory glibc may keep) and the memory limit in ``deploy/k8s/deployment.yaml``.
 
 ``costs`` sends each heavy request alone and compares the worker's peak
 memory growth with what the admission charged for it (the constants of
@@ -166,6 +166,71 @@ def worst_mix() -> list[Request]:
     ]  # fmt: skip
 
 
+def json_shapes() -> list[Request]:
+    """8 MiB JSON texts of the shapes that make the most Python objects per byte."""
+    out = []
+    for name, item in (
+        ("nested", "[0]"),
+        ("nested-deep", "[[[0]]]"),
+        ("empty-arrays", "[[]]"),
+        ("objects", '{"a":{}}'),
+        ("strings", '""'),
+        ("zeros", "0"),
+    ):
+        count = (BODY - 16) // (len(item) + 1)
+        body = ('{"x": [' + ",".join([item] * count) + "]}").encode()
+        out.append(
+            Request(f"json-{name}", "POST", "/predict", "application/json", body)
+        )
+    nested = ",".join(["[0]"] * ((BODY - 128) // 4))
+    out.append(
+        Request(
+            "v2-json-nested",
+            "POST",
+            "/v2/models/mnist/infer",
+            "application/json",
+            b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 784], '
+            b'"data": [' + nested.encode() + b"]}]}",
+        )
+    )
+    points = ",".join(["[0]"] * ((BODY - 16) // 4))
+    out.append(
+        Request(
+            "act-post-nested",
+            "POST",
+            "/activations/elu",
+            "application/json",
+            ('{"x": [' + points + "]}").encode(),
+        )
+    )
+    return out
+
+
+def parser_keep() -> list[Request]:
+    """JSON bodies at the size after which the loop keeps its simdjson parser.
+
+    The worst shapes for what the parser's buffers hold per body byte (a
+    number per two bytes, an array per four), and a batch of 40 images.
+    """
+    from app.codecs.jsonbody import KEEP_PARSER_BYTES
+
+    def filled(item: str) -> bytes:
+        count = (KEEP_PARSER_BYTES - 8) // (len(item) + 1)
+        return ('{"x": [' + ",".join([item] * count) + "]}").encode()
+
+    return [
+        Request("json-keep-zeros", "POST", "/predict", "application/json", filled("0")),
+        Request("json-keep-nested", "POST", "/predict", "application/json", filled("[0]")),
+        Request(
+            "json-batch-40",
+            "POST",
+            "/predict",
+            "application/json",
+            _json_rows(40, "0.35294117647058826"),
+        ),
+    ]  # fmt: skip
+
+
 # --------------------------------------------------------------------------
 # The server's memory
 # --------------------------------------------------------------------------
@@ -197,10 +262,11 @@ def _one(hostport: str, request: Request) -> int | None:
 
 
 def costs(log_dir: Path) -> list[dict[str, Any]]:
-    """Peak memory growth of each heavy request, sent alone to a fresh worker."""
+    """Peak memory growth of each heavy request, sent alone to a fresh worker,
+    and what the worker still holds after it (``kept``)."""
     env = {"MNIST_SERVE_MEMORY_BUDGET": str(4096 * MiB)}
     rows = []
-    for request in [*worst_mix(), *image_variants()]:
+    for request in [*worst_mix(), *image_variants(), *json_shapes(), *parser_keep()]:
         process, hostport = start(log_dir / "costs.log", env)
         try:
             _one(hostport, Request("warm", "GET", "/health/ready"))
@@ -208,6 +274,7 @@ def costs(log_dir: Path) -> list[dict[str, Any]]:
             reset_peak(process.pid)
             status = _one(hostport, request)
             growth = status_kib(process.pid, "VmHWM") - base
+            kept = status_kib(process.pid, "VmRSS") - base
         finally:
             process.terminate()
             process.wait(30)
@@ -217,6 +284,7 @@ def costs(log_dir: Path) -> list[dict[str, Any]]:
                 "status": status,
                 "body_mib": len(request.body) / MiB,
                 "peak_growth_mib": growth / 1024,
+                "kept_mib": kept / 1024,
                 "charged_mib": charge_of(request) / MiB,
             }
         )
@@ -278,22 +346,27 @@ def connections(log_dir: Path, count: int = 500) -> list[dict[str, Any]]:
 def charge_of(request: Request) -> int:
     """What the admission charges for ``request``, from the same functions."""
     from app import admission
-    from app.codecs import images
+    from app.codecs import images, jsonbody, v2
     from app.codecs.v2 import ANSWER_BYTES_PER_ROW
 
     body = len(request.body)
     charged = 2 * body
     ctype = (request.content_type or "").split(";")[0]
+    json_charge = body * admission.JSON_BYTES_PER_BODY_BYTE
+    # The general reader's extra, charged when the fast reader cannot say.
+    general = max(0, jsonbody.general_cost(request.body) - json_charge)
     if request.path.startswith("/activations"):
         charged += 100_000 * admission.ACTIVATION_BYTES_PER_POINT
         if ctype == "application/json":
-            charged += body * admission.JSON_BYTES_PER_BODY_BYTE
+            charged += json_charge + general
     elif request.path.startswith("/v2"):
-        charged += (
-            body * admission.JSON_BYTES_PER_BODY_BYTE + 4096 * ANSWER_BYTES_PER_ROW
-        )
+        charged += json_charge + 4096 * ANSWER_BYTES_PER_ROW
+        if v2.fast_decode(request.body, None, 4096) is None:
+            charged += general
     elif ctype == "application/json":
-        charged += body * admission.JSON_BYTES_PER_BODY_BYTE
+        charged += json_charge
+        if jsonbody.fast_predict(request.body, 4096) is None:
+            charged += general
     elif ctype == "application/octet-stream":
         charged += body * admission.OCTET_BYTES_PER_BODY_BYTE
     elif ctype == "multipart/form-data":
@@ -486,8 +559,11 @@ def run(
     for o in outcomes:
         statuses[f"{o.name} {o.status or o.error}"] += 1
     probe_latency = [t for _, s, t in prober.results if s is not None]
+    from app.admission import ALLOCATOR_SLACK
+
     conn_mib = settings.max_connections * CONNECTION_KIB / 1024
-    bound = idle + settings.memory_budget / MiB + conn_mib
+    slack_mib = ALLOCATOR_SLACK / MiB
+    bound = idle + settings.memory_budget / MiB + conn_mib + slack_mib
     return {
         "seconds": seconds,
         "connections": connections,
@@ -506,6 +582,7 @@ def run(
         "rss_peak_mib": peak,
         "memory_budget_mib": settings.memory_budget / MiB,
         "connections_allowance_mib": conn_mib,
+        "allocator_slack_mib": slack_mib,
         "rss_bound_mib": bound,
         "k8s_limit_mib": k8s_memory_limit_mib(),
         "served_after": after,
@@ -542,9 +619,10 @@ def render(result: dict[str, Any]) -> str:
         ("RSS idle (MiB)", f"{result['rss_idle_mib']:.0f}"),
         ("RSS peak (MiB)", f"{result['rss_peak_mib']:.0f}"),
         (
-            "bound: idle + budget + connections (MiB)",
+            "bound: idle + budget + connections + allocator slack (MiB)",
             f"{result['rss_idle_mib']:.0f} + {result['memory_budget_mib']:.0f} + "
-            f"{result['connections_allowance_mib']:.0f} = {result['rss_bound_mib']:.0f}",
+            f"{result['connections_allowance_mib']:.0f} + "
+            f"{result.get('allocator_slack_mib', 0):.0f} = {result['rss_bound_mib']:.0f}",
         ),
         ("k8s memory limit (MiB)", f"{result['k8s_limit_mib']}"),
         ("tracebacks in server log", str(result["tracebacks_in_log"])),
@@ -600,7 +678,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"{row['request']:26s} status {row['status']}  body "
                     f"{row['body_mib']:6.2f} MiB  peak growth "
-                    f"{row['peak_growth_mib']:7.1f} MiB  charged {row['charged_mib']:7.1f} MiB"
+                    f"{row['peak_growth_mib']:7.1f} MiB  charged "
+                    f"{row['charged_mib']:7.1f} MiB  kept {row['kept_mib']:5.1f} MiB"
                 )
             return 0
         result = run(seconds=args.seconds, connections=args.connections, slow=args.slow)

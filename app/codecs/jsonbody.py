@@ -90,8 +90,32 @@ def parse(body: bytes) -> Any:
         ) from None
 
 
+# What the general reader may hold at once (orjson's Python objects, Pydantic's
+# copies, NumPy's conversion), from the tokens that make Python objects: at
+# most ~90 bytes per '[' seen, ~230 per '{', ~80 per number or string
+# (``python -m bench.hostile costs``, the json-shape rows: nested arrays,
+# objects, strings, numbers). The fast reader's own needs are under
+# admission.JSON_BYTES_PER_BODY_BYTE; a body it declines or refuses is charged
+# the difference (:func:`app.codecs.charge_general`) before orjson reads it.
+GENERAL_BYTES_PER_TOKEN = {b"[": 128, b"{": 256, b",": 40, b'"': 48}
+GENERAL_BYTES_PER_BYTE = 4
+
+
+def general_cost(body: bytes) -> int:
+    """Bytes the general reader may hold at once for ``body`` (an upper estimate)."""
+    return GENERAL_BYTES_PER_BYTE * len(body) + sum(
+        body.count(token) * cost for token, cost in GENERAL_BYTES_PER_TOKEN.items()
+    )
+
+
 def decode_predict(body: bytes, max_rows: int) -> Batch:
     """The JSON body of /predict and /explain: ``{"x": ..., "normalize": ...}``."""
+    fast = fast_predict(body, max_rows)
+    return fast if fast is not None else general_predict(body, max_rows)
+
+
+def fast_predict(body: bytes, max_rows: int) -> Batch | None:
+    """:func:`decode_predict` by the fast reader alone; None where it cannot say."""
     fast = fast_numbers(body, ("x",))
     if fast is not None:
         envelope, x = fast
@@ -100,7 +124,7 @@ def decode_predict(body: bytes, max_rows: int) -> Batch:
             return _predict_batch(PredictRequest.model_validate(envelope), x, max_rows)
         except REFUSALS:
             pass  # refused: the general reader says why, in its own words
-    return general_predict(body, max_rows)
+    return None
 
 
 def general_predict(body: bytes, max_rows: int) -> Batch:

@@ -19,7 +19,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from app import admission
-from app.codecs import negotiate, run_sized
+from app.codecs import charge_general, negotiate, run_sized
 from app.codecs.jsonbody import REFUSALS, Kind, fast_numbers, parse
 from app.codecs.tensors import (
     ITEMSIZE,
@@ -111,7 +111,13 @@ async def read(request: Request, max_rows: int) -> Decoded:
         + (len(body) - json_bytes) * admission.BINARY_BYTES_PER_BODY_BYTE,
         "decoding the inference request",
     )
-    decoded = await run_sized(len(body), decode, body, header_length, max_rows)
+    decoded = await run_sized(len(body), fast_decode, body, header_length, max_rows)
+    if decoded is None:
+        header = body if json_bytes == len(body) else body[:json_bytes]
+        await charge_general(request, header, admission.JSON_BYTES_PER_BODY_BYTE)
+        decoded = await run_sized(
+            len(body), general_decode, body, header_length, max_rows
+        )
     await admission.charge(
         request.scope,
         decoded.batch.rows * ANSWER_BYTES_PER_ROW,
@@ -145,6 +151,14 @@ def decode(body: bytes, header_length: str | None, max_rows: int) -> Decoded:
     InputError, BatchTooLargeError
         From :class:`Batch`: the values themselves.
     """
+    fast = fast_decode(body, header_length, max_rows)
+    return fast if fast is not None else general_decode(body, header_length, max_rows)
+
+
+def fast_decode(
+    body: bytes, header_length: str | None, max_rows: int
+) -> Decoded | None:
+    """:func:`decode` by the fast reader alone; None where it cannot say."""
     if header_length is None:
         fast = fast_numbers(body, DATA_PATH, _number_kind)
         if fast is not None:
@@ -154,7 +168,7 @@ def decode(body: bytes, header_length: str | None, max_rows: int) -> Decoded:
                 return _decoded(envelope, b"", max_rows)
             except REFUSALS:
                 pass  # refused: the general reader says why, in its own words
-    return general_decode(body, header_length, max_rows)
+    return None
 
 
 def general_decode(body: bytes, header_length: str | None, max_rows: int) -> Decoded:

@@ -45,7 +45,7 @@ def threads_seen(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return run
 
     monkeypatch.setattr(images, "decode_images", recording(images.decode_images))
-    monkeypatch.setattr(jsonbody, "decode_predict", recording(jsonbody.decode_predict))
+    monkeypatch.setattr(jsonbody, "fast_predict", recording(jsonbody.fast_predict))
     return seen
 
 
