@@ -14,9 +14,9 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from app import protocol
+from app import admission, protocol
 from app.auth import check_admin
-from app.codecs import negotiate
+from app.codecs import charge_general, negotiate, run_sized
 from app.codecs.v2 import MEDIA_TYPES as V2_MEDIA_TYPES
 from app.deps import ServiceDep
 from app.exceptions import InvalidRequestError
@@ -57,8 +57,15 @@ async def _options(request: Request) -> dict[str, Any]:
     body = await request.body()
     if not body.strip():
         return {}
+    # Charged and parsed like any JSON body (an 8 MiB one blocks no one).
+    await admission.charge(
+        request.scope,
+        len(body) * admission.JSON_BYTES_PER_BODY_BYTE,
+        "reading the options",
+    )
+    await charge_general(request, body, admission.JSON_BYTES_PER_BODY_BYTE)
     try:
-        data = orjson.loads(body)
+        data = await run_sized(len(body), orjson.loads, body)
     except orjson.JSONDecodeError:
         raise InvalidRequestError("the request body must be JSON") from None
     if not isinstance(data, dict):

@@ -360,3 +360,17 @@ def test_the_control_file_keeps_workers_in_step(tmp_path: Path) -> None:
     assert other.read() == ControlState()
     path.write_text('{"generations": {"a": "x"}, "unloaded": "b", "startup": [1]}')
     assert other.read() == ControlState()
+
+
+def test_repository_options_are_charged_like_any_json_body(repo: Path) -> None:
+    budget = 16 * 1024 * 1024
+    with _client(repo, admin_token=TOKEN, memory_budget=budget) as c:
+        # Tiny arrays cost orjson far more than their bytes: refused, unread.
+        nested = b'{"ready": [' + b",".join([b"[0]"] * 100_000) + b"]}"
+        r = c.post("/v2/repository/index", headers=_auth(), content=nested)
+        assert r.status_code == 413, r.text
+        assert "reading the JSON text needs about" in r.json()["error"]
+        bad = c.post("/v2/repository/index", headers=_auth(), content=b"[")
+        assert bad.status_code == 422, bad.text  # as before: not JSON
+        assert "must be JSON" in bad.json()["error"]
+        assert _index(c)[("mnist", "2")]["state"] == "READY"
