@@ -52,6 +52,15 @@ BINARY_BYTES_PER_BODY_BYTE = 4
 # (8-9 bytes a pixel measured for 8-bit modes, 12 for 16-bit gray).
 IMAGE_BYTES_PER_PIXEL = 10
 IMAGE_BYTES_PER_PIXEL_WIDE = 13  # modes I;16, I, F
+# Then core.images' pipeline (paper, ink, fit, strokes) works on the image
+# reduced to at most 2 megapixels, in float arrays: ~37.5 MiB per megapixel
+# of working size plus up to ~4 MiB more (0.09 to 2 Mpx, PNG, JPEG, /predict
+# and /explain alike: 7.1 to 79 MiB, 79 bytes a pixel at the small end), which
+# the decoding constant above left out (a 2-megapixel PNG was charged 19 MiB
+# and took 79). Charged: 44 bytes a working pixel, and as much again up to
+# IMAGE_WORK_BYTES, so that a 28x28 digit still costs next to nothing.
+IMAGE_WORK_BYTES_PER_PIXEL = 44
+IMAGE_WORK_BYTES = 4 * MiB
 # /activations: x, y and dy in float64 and the temporaries of the function.
 ACTIVATION_BYTES_PER_POINT = 100
 

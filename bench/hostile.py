@@ -93,8 +93,13 @@ def _png_of(side: int, mode: str) -> bytes:
 
 
 def image_variants() -> list[Request]:
-    """16-megapixel images (the per-image limit) in the modes that cost most."""
-    out = []
+    """16-megapixel images (the per-image limit) in the modes that cost most,
+    and images at the pipeline's working size (2 megapixels) and below."""
+    out = [
+        Request(f"png-{side}x{side}", "POST", path, "image/png", _digit_png(side))
+        for side in (300, 1000, 1414)
+        for path in ("/predict", "/explain")
+    ]
     for mode in ("RGBA", "I;16", "P", "LA"):
         out.append(
             Request(

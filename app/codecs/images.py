@@ -22,6 +22,7 @@ from app.exceptions import InvalidRequestError, MalformedBodyError
 from core.batch import Batch
 from core.errors import BatchImageError, LimitExceededError
 from core.images import ImageLimits, images_to_rows
+from core.images.decode import WORK_PIXELS
 from core.network import INPUT_SIZE
 
 FIELD = "file"
@@ -177,15 +178,18 @@ def header_pixels(data: bytes) -> tuple[int, str, str]:
 
 
 def _image_cost(pixels: int, fmt: str, mode: str) -> int:
-    if fmt in ("JPEG", "MPO"):
-        pixels = min(pixels, JPEG_DRAFT_PIXELS)
+    # Two peaks, one after the other: decoding at full size (JPEG: its
+    # draft), then the pipeline's float arrays at the working size, which is
+    # at most WORK_PIXELS (larger images are reduced first).
+    decoded = min(pixels, JPEG_DRAFT_PIXELS) if fmt in ("JPEG", "MPO") else pixels
     wide = mode.startswith("I") or mode == "F"
     per_pixel = (
         admission.IMAGE_BYTES_PER_PIXEL_WIDE
         if wide
         else admission.IMAGE_BYTES_PER_PIXEL
     )
-    return pixels * per_pixel
+    work = min(pixels, WORK_PIXELS) * admission.IMAGE_WORK_BYTES_PER_PIXEL
+    return max(decoded * per_pixel, work + min(work, admission.IMAGE_WORK_BYTES))
 
 
 @dataclass(frozen=True, slots=True)

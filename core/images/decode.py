@@ -33,7 +33,7 @@ _ACCEPTED_NAMES = "PNG, JPEG, BMP, GIF or WebP"
 # Images above this many pixels are box-averaged down by an integer factor
 # before any float work: the digit ends up 20 pixels tall, so a couple of
 # megapixels keep far more detail than needed while bounding memory and time.
-_WORK_PIXELS = 2_000_000
+WORK_PIXELS = 2_000_000
 
 # Leading bytes of the accepted formats (RIFF also holds WAV, AVI: harmless,
 # Pillow refuses them and they become a 400).
@@ -167,12 +167,12 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
 
 
 def _load(image: Image.Image) -> Image.Image:
-    """Decode the first frame, upright, at most about ``_WORK_PIXELS`` large."""
+    """Decode the first frame, upright, at most about ``WORK_PIXELS`` large."""
     width, height = image.size
-    if image.format in ("JPEG", "MPO") and width * height > _WORK_PIXELS:
+    if image.format in ("JPEG", "MPO") and width * height > WORK_PIXELS:
         # libjpeg can decode at 1/2, 1/4 or 1/8 scale for almost nothing: ask
-        # for the smallest scale that still has _WORK_PIXELS.
-        ratio = math.sqrt(_WORK_PIXELS / (width * height))
+        # for the smallest scale that still has WORK_PIXELS.
+        ratio = math.sqrt(WORK_PIXELS / (width * height))
         wanted = (max(1, int(width * ratio)), max(1, int(height * ratio)))
         image.draft("L" if image.mode in ("L", "RGB") else None, wanted)
     image.load()
@@ -236,7 +236,7 @@ def _pixels(image: Image.Image) -> tuple[FloatArray, FloatArray | None]:
     """
     image = _canonical(image)
     width, height = image.size
-    factor = math.ceil(math.sqrt(width * height / _WORK_PIXELS))
+    factor = math.ceil(math.sqrt(width * height / WORK_PIXELS))
     mode = image.mode
     if mode.startswith("I;16") or mode == "I":
         raw = np.asarray(image)

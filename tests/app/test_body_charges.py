@@ -1,4 +1,4 @@
-"""JSON texts are charged for what reading them may hold, whichever reader reads them."""
+"""Bodies are charged for what reading them may hold: JSON whichever reader reads it, images at their working size."""
 
 from __future__ import annotations
 
@@ -83,3 +83,36 @@ def test_the_general_cost_counts_every_kind_of_token() -> None:
         assert jsonbody.general_cost(text) == base + 10 * (
             cost + jsonbody.GENERAL_BYTES_PER_BYTE
         )
+
+
+def _png_bytes(side: int, mode: str = "L") -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new(mode, (side, side)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_images_are_charged_for_the_pipeline_at_their_working_size() -> None:
+    from app.admission import (
+        IMAGE_BYTES_PER_PIXEL,
+        IMAGE_WORK_BYTES,
+        IMAGE_WORK_BYTES_PER_PIXEL,
+    )
+    from app.codecs.images import Upload, decode_work
+    from core.images.decode import WORK_PIXELS
+
+    def cost(side: int) -> int:
+        return decode_work([Upload(None, _png_bytes(side))], 2**62).cost - 784 * 8
+
+    # A digit costs next to nothing; measured peaks (python -m bench.hostile
+    # costs, fresh worker) are under the charge at every size.
+    assert cost(28) < 100_000
+    for side, measured_mib in ((300, 7.1), (707, 22.4), (1000, 41.1), (1414, 79.0)):
+        assert cost(side) >= measured_mib * MiB, side
+    # Past the working size the pipeline's share stops growing; decoding's grows.
+    work = WORK_PIXELS * IMAGE_WORK_BYTES_PER_PIXEL + IMAGE_WORK_BYTES
+    assert cost(2000) == work
+    assert cost(4000) == 4000 * 4000 * IMAGE_BYTES_PER_PIXEL > work
