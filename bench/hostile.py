@@ -96,9 +96,15 @@ def image_variants() -> list[Request]:
     """16-megapixel images (the per-image limit) in the modes that cost most,
     and images at the pipeline's working size (2 megapixels) and below."""
     out = [
-        Request(f"png-{side}x{side}", "POST", path, "image/png", _digit_png(side))
+        Request(
+            f"{route}-png-{side}x{side}",
+            "POST",
+            f"/{route}",
+            "image/png",
+            _digit_png(side),
+        )
         for side in (300, 1000, 1414)
-        for path in ("/predict", "/explain")
+        for route in ("predict", "explain")
     ]
     for mode in ("RGBA", "I;16", "P", "LA"):
         out.append(
