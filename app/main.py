@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from app import errors
 from app.admission import Budget, set_work_threads, tune_allocator
-from app.codecs import jsonbody
+from app.codecs import fastjson
 from app.middleware import GuardMiddleware, MetricsMiddleware
 from app.routes import (
     activations,
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.memory_budget,
         settings.max_concurrency,
         settings.queue_timeout,
-        reserved=jsonbody.keep_parsers(settings.memory_budget),
+        reserved=fastjson.keep_parsers(settings.memory_budget),
     )
     set_work_threads(settings.work_threads)
     app.add_middleware(

@@ -223,7 +223,7 @@ def parser_keep() -> list[Request]:
     The worst shapes for what the parser's buffers hold per body byte (a
     number per two bytes, an array per four), and a batch of 40 images.
     """
-    from app.codecs.jsonbody import KEEP_PARSER_BYTES
+    from app.codecs.fastjson import KEEP_PARSER_BYTES
 
     def filled(item: str) -> bytes:
         count = (KEEP_PARSER_BYTES - 8) // (len(item) + 1)

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from app import admission
 from app.codecs import charge_general, negotiate, run_sized
-from app.codecs.jsonbody import REFUSALS, Kind, fast_numbers, parse
+from app.codecs.fastjson import Kind, fast_numbers
+from app.codecs.jsonbody import REFUSALS, parse
 from app.codecs.tensors import (
     ITEMSIZE,
     Output,

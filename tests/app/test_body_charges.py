@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.codecs import jsonbody
+from app.codecs import fastjson, jsonbody
 from app.main import create_app
 from app.settings import Settings
 from tests.app.conftest import assert_problem
@@ -29,7 +29,7 @@ def small(weights_file: Path) -> Iterator[TestClient]:
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
-    jsonbody.keep_parsers(Settings().memory_budget)
+    fastjson.keep_parsers(Settings().memory_budget)
 
 
 @pytest.mark.parametrize(

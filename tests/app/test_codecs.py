@@ -13,12 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import codecs
-from app.codecs import images, jsonbody
+from app.codecs import fastjson, images, jsonbody
 from app.codecs import v2 as v2codec
 from app.exceptions import InvalidRequestError, MalformedBodyError
-from app.main import create_app
-from app.settings import Settings
 from core.batch import Batch, Scale
 from core.errors import (
     BatchTooLargeError,
@@ -234,7 +231,7 @@ def _predict_outcome(decode: Any, body: bytes) -> object:
     ("body", "fast"), [pytest.param(b, f, id=i) for i, b, f in PREDICT_BODIES]
 )
 def test_fast_and_general_json_readers_agree(body: bytes, fast: bool) -> None:
-    assert (jsonbody.fast_numbers(body, ("x",)) is not None) is fast
+    assert (fastjson.fast_numbers(body, ("x",)) is not None) is fast
     assert _predict_outcome(jsonbody.decode_predict, body) == _predict_outcome(
         jsonbody.general_predict, body
     )
@@ -261,7 +258,7 @@ def _float32_edges(n: int) -> np.ndarray:
 def test_the_fast_reader_rounds_every_number_as_the_general_one() -> None:
     values = _float32_edges(4 * 784)[: 4 * 784].reshape(4, 784)
     body = orjson.dumps({"x": values.tolist()})
-    assert jsonbody.fast_numbers(body, ("x",)) is not None
+    assert fastjson.fast_numbers(body, ("x",)) is not None
     fast = jsonbody.decode_predict(body, 4).x
     assert fast.tobytes() == jsonbody.general_predict(body, 4).x.tobytes()
     assert fast.tobytes() == values.astype(np.float32).tobytes()
@@ -642,57 +639,3 @@ def test_v2_limits_and_sizes() -> None:
         v2codec.decode(b"{}", "ten", max_rows=4)
     with pytest.raises(MalformedBodyError, match="JSON object"):
         v2codec.decode(b"[1]", None, max_rows=4)
-
-
-def test_the_loop_keeps_its_parser_after_a_batch_and_drops_it_after_a_bigger_body() -> (
-    None
-):
-    reserve = jsonbody.keep_parsers(256 * 1024 * 1024)
-    try:
-        assert (
-            reserve == jsonbody.KEEP_PARSER_BYTES * jsonbody.PARSER_BYTES_PER_BODY_BYTE
-        )
-        # Only the event loop's thread parses bodies this small (codecs.run_sized).
-        assert jsonbody.KEEP_PARSER_BYTES <= codecs.INLINE_BYTES
-        row = ",".join(["0.35294117647058826"] * 784)
-        batch = ('{"x":[' + ",".join([f"[{row}]"] * 40) + "]}").encode()
-        assert len(batch) <= jsonbody.KEEP_PARSER_BYTES
-        assert jsonbody.fast_numbers(batch, ("x",)) is not None
-        kept = jsonbody._parsers.parser
-        assert kept is not None
-        assert jsonbody.fast_numbers(batch, ("x",)) is not None
-        assert jsonbody._parsers.parser is kept  # the same buffers, no new pages
-        big = ('{"x":[' + ",".join(["0"] * jsonbody.KEEP_PARSER_BYTES) + "]}").encode()
-        assert jsonbody.fast_numbers(big, ("x",)) is not None
-        assert jsonbody._parsers.parser is None
-    finally:
-        jsonbody.keep_parsers(Settings().memory_budget)
-
-
-def test_a_small_budget_keeps_smaller_parsers_and_reserves_a_sixteenth_at_most() -> (
-    None
-):
-    mib = 1024 * 1024
-    try:
-        for budget in (16 * mib, 64 * mib, 256 * mib, 4096 * mib):
-            reserve = jsonbody.keep_parsers(budget)
-            assert 0 < reserve <= budget // 16
-            assert reserve % jsonbody.PARSER_BYTES_PER_BODY_BYTE == 0
-        small = jsonbody.keep_parsers(16 * mib) // jsonbody.PARSER_BYTES_PER_BODY_BYTE
-        body = (
-            '{"x":[' + ",".join(["1"] * small) + "]}"
-        ).encode()  # over the keep size
-        assert jsonbody.fast_numbers(body, ("x",)) is not None
-        assert jsonbody._parsers.parser is None
-    finally:
-        jsonbody.keep_parsers(Settings().memory_budget)
-
-
-def test_the_app_reserves_what_its_parser_may_keep() -> None:
-    settings = Settings(memory_budget=64 * 1024 * 1024)
-    app = create_app(settings)
-    try:
-        assert app.state.budget.reserved == jsonbody.keep_parsers(64 * 1024 * 1024)
-        assert app.state.budget.used == app.state.budget.reserved
-    finally:
-        jsonbody.keep_parsers(Settings().memory_budget)
