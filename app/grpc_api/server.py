@@ -31,9 +31,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from app import admission, errors, protocol
-from app.admission import Budget
+from app.admission import Budget, Ticket
 from app.auth import check_admin
+from app.codecs import run_sized
 from app.codecs.tensors import Tensor, raw_bytes, results, select_outputs, to_batch
+from app.codecs.v2 import ANSWER_BYTES_PER_ROW
 from app.exceptions import InvalidRequestError
 from app.grpc_api.protos import inference_pb2 as pb
 from app.grpc_api.protos import inference_pb2_grpc as pb_grpc
@@ -41,6 +43,7 @@ from app.logconfig import set_request_id
 from app.middleware import REQUEST_ID
 from app.service import Service
 from app.settings import Settings
+from core.batch import Batch
 
 logger = logging.getLogger("mnist_serve")
 
@@ -169,13 +172,22 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                     f"inputs must hold exactly one tensor named 'input', got "
                     f"{len(request.inputs)}"
                 )
-            tensor = _tensor(request)
+            # Charged like an HTTP body's decoding and answer (the message
+            # itself was read before any handler: see grpc_calls).
+            await ticket.charge(
+                _decoding_cost(request), "decoding the inference request"
+            )
             outputs = select_outputs(
                 [(o.name, _top(o.parameters), None) for o in request.outputs]
                 if request.outputs
                 else None
             )
-            batch = to_batch(tensor, self.service.limits.max_rows)
+            batch = await run_sized(
+                request.ByteSize(), _batch, request, self.service.limits.max_rows
+            )
+            await ticket.charge(
+                batch.rows * ANSWER_BYTES_PER_ROW, "answering the inference request"
+            )
             prediction = await self.service.inference.predict(batch, name, version)
             response = pb.ModelInferResponse(
                 model_name=prediction.model.name,
@@ -189,11 +201,19 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 response.raw_output_contents.append(raw_bytes(datatype, array))
             return response
 
-        return await _rpc(self, "ModelInfer", context, infer)
+        ticket = Ticket(self.budget)
+        try:
+            return await _rpc(self, "ModelInfer", context, infer)
+        finally:
+            ticket.release()
 
     def _admin(self, context: Any) -> None:
         metadata = dict(context.invocation_metadata() or ())
         check_admin(self.service.settings.admin_token, metadata.get("authorization"))
+
+
+def _batch(request: Any, max_rows: int) -> Batch:
+    return to_batch(_tensor(request), max_rows)
 
 
 def _tensor(request: Any) -> Tensor:

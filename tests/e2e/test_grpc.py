@@ -422,3 +422,22 @@ def test_sigterm_drains_calls_in_flight(tmp_path: Path) -> None:
         assert s.process.wait(30) == 0
     finally:
         s.stop()
+
+
+def test_inference_is_charged_to_the_memory_budget(tmp_path: Path) -> None:
+    # 2,000 FP32 rows (6.3 MB) need ~25 MB to decode: more than a 16 MiB
+    # budget leaves; one row fits, and the worker keeps serving.
+    s = _start(tmp_path, env={"MNIST_SERVE_MEMORY_BUDGET": str(16 * 1024 * 1024)})
+    c = grpcclient.InferenceServerClient(s.grpc_url)
+    try:
+        big = np.random.default_rng(0).random((2000, 784), dtype=np.float32)
+        with pytest.raises(InferenceServerException) as caught:
+            c.infer("mnist", [_input(big)])
+        assert caught.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
+        assert "decoding the inference request needs about" in caught.value.message()
+        assert "memory budget" in caught.value.message()
+        one = c.infer("mnist", [_input(big[:1])]).as_numpy("probabilities")
+        assert one.shape == (1, 10)
+    finally:
+        c.close()
+        assert s.stop() == 0
