@@ -14,7 +14,7 @@ from app.inference import Inference
 from app.metrics import Metrics
 from app.models import Models
 from app.repository import Repository, choose_default
-from app.settings import Settings
+from app.settings import DEFAULT_MODEL, Settings
 from core.errors import WeightsError
 from core.images import ImageLimits
 
@@ -33,7 +33,7 @@ class Service:
 
 def build_service(settings: Settings) -> Service:
     """The parts, wired together; nothing is loaded yet (see :func:`load_models`)."""
-    models = Models(default=settings.default_model or "mnist")
+    models = Models(default=settings.default_model or DEFAULT_MODEL)
     metrics = Metrics(models) if settings.metrics else None
     repository = Repository(
         models,

@@ -21,19 +21,25 @@ from typing import Any, Literal
 
 from app.errors import clip
 from app.models import Model, self_test
+from app.settings import DEFAULT_MODEL
 from core.errors import WeightsError
 from core.weights import load_weights
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # A model called "stats" would hide /v2/models/stats (Triton's all-models route).
 RESERVED = frozenset({"stats"})
+
 WEIGHT_FILES = ("weights.pkl", "weights.npz")
 MODEL_JSON = "model.json"
 MAX_MODEL_JSON = 64 * 1024
-DEFAULT_MODEL = "mnist"
 
 State = Literal["READY", "UNAVAILABLE", "UNLOADED"]
 Control = Literal["none", "poll", "explicit"]
+
+
+def valid_name(name: str) -> bool:
+    """A name a model may be served under: URL-safe, and no route of its own."""
+    return bool(NAME.fullmatch(name)) and name not in RESERVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +169,7 @@ def scan(root: Path) -> tuple[list[Source], list[Entry]]:
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith(".") or not _is_dir(entry):
             continue
-        if not NAME.fullmatch(entry.name) or entry.name in RESERVED:
+        if not valid_name(entry.name):
             problems.append(
                 Entry(clip(entry.name), None, "UNAVAILABLE", "not a valid model name")
             )

@@ -22,7 +22,15 @@ from app.errors import clip
 from app.exceptions import ForbiddenError, ModelLoadError, NotFoundError
 from app.models import Model, Models
 from app.repository.control import ControlFile
-from app.repository.layout import Control, Entry, Source, load, scan, single_file
+from app.repository.layout import (
+    Control,
+    Entry,
+    Source,
+    load,
+    scan,
+    single_file,
+    valid_name,
+)
 from core.errors import CoreError
 
 logger = logging.getLogger("mnist_serve")
@@ -82,6 +90,11 @@ class Repository:
             sources, problems = scan(self.root)
         names = {s.name for s in sources}
         for name, path in self.files.items():
+            if not valid_name(name):
+                problems.append(
+                    Entry(clip(name), 1, "UNAVAILABLE", "not a valid model name")
+                )
+                continue
             if name in names:
                 problems.append(
                     Entry(name, 1, "UNAVAILABLE", "also in the repository: the "

@@ -374,3 +374,16 @@ def test_repository_options_are_charged_like_any_json_body(repo: Path) -> None:
         assert bad.status_code == 422, bad.text  # as before: not JSON
         assert "must be JSON" in bad.json()["error"]
         assert _index(c)[("mnist", "2")]["state"] == "READY"
+
+
+def test_single_files_need_a_valid_model_name_too(tmp_path: Path) -> None:
+    path = tmp_path / "w.pkl"
+    save_network(_net(1), path)
+    models = {"other": path, "stats": path, "a/b": path}
+    with TestClient(create_app(Settings(weights=path, models=models))) as c:
+        entries = {e.name: e for e in c.app.state.service.repository.index()}  # type: ignore[attr-defined]
+        assert entries["other"].state == "READY"
+        for name in ("stats", "a/b"):  # would hide /v2/models/stats; no URL reaches it
+            assert entries[name].state == "UNAVAILABLE"
+            assert entries[name].reason == "not a valid model name"
+        assert c.get("/v2/models/stats").status_code == 200  # the route, not a model
