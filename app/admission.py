@@ -7,8 +7,10 @@ to one per-worker :class:`Budget`:
   chunks and their join live side by side for a moment;
 * the decoding of a body, estimated from its size and media type
   (:mod:`app.codecs`), before it is parsed;
-* the answer, estimated from the arrays in it (:mod:`app.responses`),
-  before it is rendered.
+* the answer rows of /v2 and gRPC (their outputs are rendered whole). Other
+  answers are either small (at most :data:`app.responses.STREAM_ABOVE`
+  rendered at once) or streamed in pieces from the arrays the request was
+  already charged for.
 
 A request that does not fit in what is left waits its turn for a few
 seconds, then gets 503 with ``Retry-After``; one that could never fit, even
@@ -330,9 +332,10 @@ def tune_allocator() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return all(
-        mallopt(option, int(os.environ[name])) for name, (option, _) in settings.items()
-    )
+    applied = True
+    for name, (option, _) in settings.items():  # each one, even after a refusal
+        applied = bool(mallopt(option, int(os.environ[name]))) and applied
+    return applied
 
 
 def _mib(nbytes: int) -> str:

@@ -44,7 +44,6 @@ from app.exceptions import (
     BodyTimeoutError,
     BodyTooLargeError,
     BusyError,
-    ClientDisconnectedError,
     ForbiddenError,
     HeadersTooLargeError,
     HeaderTimeoutError,
@@ -130,7 +129,6 @@ ERRORS: dict[type[BaseException], Kind] = {
     ShuttingDownError: Kind(503, "shutting-down", (_RETRY, _CLOSE)),
     # nginx's code for "the client closed the connection": metrics and logs
     # tell client aborts from server errors by it.
-    ClientDisconnectedError: Kind(499, "client-closed-request", (_CLOSE,)),
     ClientDisconnect: Kind(499, "client-closed-request", (_CLOSE,)),
     UnsupportedEncodingError: Kind(
         415,

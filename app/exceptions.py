@@ -76,10 +76,6 @@ class ShuttingDownError(ServiceError):
     """The server was told to stop before this request could be answered."""
 
 
-class ClientDisconnectedError(ServiceError):
-    """The client went away before its request was answered (nobody reads this)."""
-
-
 class UnsupportedEncodingError(UnsupportedMediaTypeError):
     """A ``Content-Encoding`` other than identity: bodies are read as sent."""
 

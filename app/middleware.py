@@ -254,16 +254,20 @@ def _too_large(declared: int | None, limit: int) -> exceptions.BodyTooLargeError
     return exceptions.BodyTooLargeError(f"{size} is over the limit of {limit} bytes")
 
 
+def request_id_or_new(given: str | None) -> str:
+    """The client's request id when it is a sane one, else a new one."""
+    if given is not None and REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
 def _request_id(scope: Scope) -> str:
     name: bytes
     value: bytes
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            text = value.decode("latin-1")
-            if REQUEST_ID.fullmatch(text):
-                return text
-            break
-    return uuid.uuid4().hex
+            return request_id_or_new(value.decode("latin-1"))
+    return request_id_or_new(None)
 
 
 async def _refuse(scope: Scope, send: Send, exc: BaseException, rid: str) -> None:

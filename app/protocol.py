@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.codecs.tensors import INPUT_NAME, OUTPUT_DATATYPES, OUTPUT_SHAPES
+from app.exceptions import InvalidRequestError
 from app.models import Model, Models
 from app.repository import Entry
 from core.network import INPUT_SIZE
@@ -118,3 +119,18 @@ def repository_index(
         row["reason"] = entry.reason
         out.append(row)
     return out
+
+
+def check_load_parameters(parameters: object) -> None:
+    """A repository load request's parameters: none but ``unload_dependents``.
+
+    Raises
+    ------
+    InvalidRequestError
+        Configuration or file overrides (the repository's files are what loads).
+    """
+    if not isinstance(parameters, dict) or set(parameters) - {"unload_dependents"}:
+        raise InvalidRequestError(
+            "configuration and file overrides are not supported: the repository's "
+            "files are what loads"
+        )

@@ -116,27 +116,32 @@ async def run_sized(size: int, fn: Callable[..., T], *args: object) -> T:
     return await admission.run_heavy(fn, *args)
 
 
-async def charge_general(request: Request, text: bytes, charged_per_byte: int) -> None:
-    """Charge what orjson may need for ``text`` beyond ``charged_per_byte`` a byte.
+async def charge_general(request: Request, text: bytes) -> None:
+    """Charge what orjson may need for ``text`` beyond what its JSON charge held.
 
     A body the fast reader declines goes to the general reader, whose Python
     objects cost far more for some texts (8 MiB of ``[0],[0],...`` took a
     worker 273 MiB) than for numbers: the difference is charged first.
     """
     cost = await run_sized(len(text), jsonbody.general_cost, text)
-    extra = cost - len(text) * charged_per_byte
+    extra = cost - len(text) * admission.JSON_BYTES_PER_BODY_BYTE
     if extra > 0:
         await admission.charge(request.scope, extra, "reading the JSON text")
+
+
+async def charge_json(request: Request, body: bytes, what: str) -> None:
+    """Charge a JSON body that orjson will read: its JSON charge and the rest."""
+    await admission.charge(
+        request.scope, len(body) * admission.JSON_BYTES_PER_BODY_BYTE, what
+    )
+    await charge_general(request, body)
 
 
 async def read_json(request: Request, what: str) -> bytes:
     """The body of a JSON route, charged for parsing (415 for another media type)."""
     negotiate(request, ("application/json",))
     body = await request.body()
-    await admission.charge(
-        request.scope, len(body) * admission.JSON_BYTES_PER_BODY_BYTE, what
-    )
-    await charge_general(request, body, admission.JSON_BYTES_PER_BODY_BYTE)
+    await charge_json(request, body, what)
     return body
 
 
@@ -157,7 +162,7 @@ async def read_batch(request: Request, limits: Limits, preprocess: str) -> Batch
         )
         batch = await run_sized(len(body), jsonbody.fast_predict, body, limits.max_rows)
         if batch is None:
-            await charge_general(request, body, admission.JSON_BYTES_PER_BODY_BYTE)
+            await charge_general(request, body)
             batch = await run_sized(
                 len(body), jsonbody.general_predict, body, limits.max_rows
             )

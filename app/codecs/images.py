@@ -29,9 +29,9 @@ FIELD = "file"
 # Each unusable file's reason, clipped: a batch of up to max_upload_parts files
 # names every one of them, and the answer stays small.
 MAX_PART_MESSAGE = 160
-# JPEG is decoded at 1/2, 1/4 or 1/8 scale down to about 2 megapixels
-# (core.images asks libjpeg for a draft): never more than this many pixels.
-JPEG_DRAFT_PIXELS = 8_000_000
+# JPEG is decoded at 1/2, 1/4 or 1/8 scale down to about WORK_PIXELS (core.images
+# asks libjpeg for the smallest draft that still has them): under 4 times as many.
+JPEG_DRAFT_PIXELS = 4 * WORK_PIXELS
 
 
 @dataclass(slots=True)

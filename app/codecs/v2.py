@@ -115,7 +115,7 @@ async def read(request: Request, max_rows: int) -> Decoded:
     decoded = await run_sized(len(body), fast_decode, body, header_length, max_rows)
     if decoded is None:
         header = body if json_bytes == len(body) else body[:json_bytes]
-        await charge_general(request, header, admission.JSON_BYTES_PER_BODY_BYTE)
+        await charge_general(request, header)
         decoded = await run_sized(
             len(body), general_decode, body, header_length, max_rows
         )

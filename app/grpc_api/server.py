@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -40,7 +39,7 @@ from app.exceptions import InvalidRequestError
 from app.grpc_api.protos import inference_pb2 as pb
 from app.grpc_api.protos import inference_pb2_grpc as pb_grpc
 from app.logconfig import set_request_id
-from app.middleware import REQUEST_ID
+from app.middleware import request_id_or_new
 from app.service import Service
 from app.settings import Settings
 from core.batch import Batch
@@ -144,11 +143,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         async def load(context: Any) -> Any:
             self._admin(context)
             self.service.repository.require_explicit("load")
-            if set(request.parameters) - {"unload_dependents"}:
-                raise InvalidRequestError(
-                    "configuration and file overrides are not supported: the "
-                    "repository's files are what loads"
-                )
+            protocol.check_load_parameters(dict(request.parameters))
             await self.service.repository.load(request.model_name)
             return pb.RepositoryModelLoadResponse()
 
@@ -268,8 +263,7 @@ async def _rpc(
     """Run one RPC: request id, the error edge, metrics."""
     metadata = dict(context.invocation_metadata() or ())
     given = metadata.get("x-request-id")
-    rid = given if isinstance(given, str) and REQUEST_ID.fullmatch(given) else None
-    rid = rid or uuid.uuid4().hex
+    rid = request_id_or_new(given if isinstance(given, str) else None)
     set_request_id(rid)
     await context.send_initial_metadata((("x-request-id", rid),))
     start = time.perf_counter()

@@ -14,9 +14,9 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from app import admission, protocol
+from app import protocol
 from app.auth import check_admin
-from app.codecs import charge_general, negotiate, run_sized
+from app.codecs import charge_json, negotiate, run_sized
 from app.codecs.v2 import MEDIA_TYPES as V2_MEDIA_TYPES
 from app.deps import ServiceDep
 from app.exceptions import InvalidRequestError
@@ -57,13 +57,9 @@ async def _options(request: Request) -> dict[str, Any]:
     body = await request.body()
     if not body.strip():
         return {}
-    # Charged and parsed like any JSON body (an 8 MiB one blocks no one).
-    await admission.charge(
-        request.scope,
-        len(body) * admission.JSON_BYTES_PER_BODY_BYTE,
-        "reading the options",
-    )
-    await charge_general(request, body, admission.JSON_BYTES_PER_BODY_BYTE)
+    # Charged and parsed like any JSON body (an 8 MiB one blocks no one); an
+    # empty one is not charged, so it takes no work slot.
+    await charge_json(request, body, "reading the options")
     try:
         data = await run_sized(len(body), orjson.loads, body)
     except orjson.JSONDecodeError:
@@ -87,12 +83,7 @@ async def index(request: Request, service: ServiceDep) -> ORJSONResponse:
 async def load(model_name: str, request: Request, service: ServiceDep) -> Response:
     """Load (or reload) every version of a model from the repository (explicit mode)."""
     _explicit(service, "load")
-    parameters = (await _options(request)).get("parameters") or {}
-    if not isinstance(parameters, dict) or set(parameters) - {"unload_dependents"}:
-        raise InvalidRequestError(
-            "configuration and file overrides are not supported: the repository's "
-            "files are what loads"
-        )
+    protocol.check_load_parameters((await _options(request)).get("parameters") or {})
     await service.repository.load(model_name)
     return Response(status_code=200)
 
