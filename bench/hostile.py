@@ -381,11 +381,9 @@ def charge_of(request: Request) -> int:
     elif ctype == "application/octet-stream":
         charged += body * admission.OCTET_BYTES_PER_BODY_BYTE
     elif ctype == "multipart/form-data":
-        boundary = request.content_type.split("boundary=")[1]  # type: ignore[union-attr]
         parts = images.split_multipart(
             request.body, request.content_type or "", max_parts=64, max_part_bytes=BODY
         )
-        del boundary
         charged += images.decode_work(parts, 2**62).cost
     else:
         charged += images.decode_work([images.Upload(None, request.body)], 2**62).cost

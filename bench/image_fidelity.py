@@ -219,24 +219,6 @@ def score(
     )
 
 
-def evaluate_in_process(
-    network: Network,
-    images: NDArray[np.uint8],
-    labels: NDArray[np.int64],
-    variants: Sequence[str],
-    seed: int = 0,
-) -> list[VariantResult]:
-    """Accuracy per rendering through ``core.images`` in this process."""
-    raw_correct = network.predict(raw_inputs(images)) == labels
-    results = []
-    for name in variants:
-        start = time.perf_counter()
-        predicted = predict_in_process(network, render(name, images, seed))
-        seconds = time.perf_counter() - start
-        results.append(score(name, predicted, raw_correct, labels, seconds))
-    return results
-
-
 HEADER = (
     f"{'rendering':<24} {'n':>5} {'accuracy':>8} {'raw':>7} {'delta':>7} "
     f"{'best':>7} {'vs best':>7} {'refused':>7} {'errors':>6}  verdict"

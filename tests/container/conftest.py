@@ -14,14 +14,14 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
+from bench.procs import status
 
 IMAGE = os.environ.get("MNIST_SERVE_TEST_IMAGE", "")
 RUN = os.environ.get("MNIST_SERVE_TEST_RUN") or uuid.uuid4().hex[:12]
@@ -61,16 +61,6 @@ def inspect(ref: str) -> dict[str, Any]:
     return dict(data[0])
 
 
-def http_status(url: str, timeout: float = 2) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return None
-
-
 @dataclass
 class Container:
     id: str
@@ -96,7 +86,7 @@ class Container:
         """Seconds from `docker run` to the first 200 of /health/ready."""
         deadline = self.started + timeout
         while time.monotonic() < deadline:
-            if http_status(f"{self.url}/health/ready", timeout=1) == 200:
+            if status(f"{self.url}/health/ready", timeout=1) == 200:
                 self.ready_s = time.monotonic() - self.started
                 return self.ready_s
             state = self.state()
