@@ -115,9 +115,6 @@ class ImageLimits:
 DEFAULT_LIMITS = ImageLimits()
 
 
-DEFAULT_LIMITS = ImageLimits()
-
-
 def _sniff_unsupported(data: bytes) -> str | None:
     """Name of a recognised but refused format, from the first bytes."""
     if data.startswith(_ACCEPTED_MAGIC):

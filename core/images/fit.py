@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from core.images.arrays import FloatArray, block_mean
-from core.images.measures import FIT_SIDE, MNIST_CENTRE, MNIST_SIDE
+from core.images.measures import FIT_SIDE, MNIST_CENTRE, MNIST_SIDE, centre_of_mass
 from core.images.strokes import DEFAULT_STYLE, StrokeStyle, normalize_strokes
 
 # The digit is fitted at this many times 28x28 before being averaged down, so
@@ -28,9 +28,8 @@ def recentre(image: FloatArray, centre: float) -> FloatArray:
     mass = float(image.sum(dtype=np.float64))
     if mass <= 0.0:
         return image
-    rows = float(image.sum(axis=1, dtype=np.float64) @ np.arange(image.shape[0]))
-    cols = float(image.sum(axis=0, dtype=np.float64) @ np.arange(image.shape[1]))
-    shift_rows, shift_cols = rows / mass - centre, cols / mass - centre
+    rows, cols = centre_of_mass(image)
+    shift_rows, shift_cols = rows - centre, cols - centre
     # The affine map sends each output pixel to input (x + shift, y + shift).
     moved = Image.fromarray(image).transform(
         (image.shape[1], image.shape[0]),

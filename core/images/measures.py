@@ -26,9 +26,6 @@ MNIST_SIDE = 28
 FIT_SIDE = 20
 # Pixel index (0-based, pixel centres) where MNIST's centre of mass sits.
 MNIST_CENTRE = 14.0
-# Median stroke width and saturated share of the test set (see above).
-MNIST_STROKE_WIDTH = 2.49
-MNIST_SATURATION = 0.44
 
 
 def stroke_width(image: FloatArray) -> float:

@@ -72,19 +72,6 @@ def _design(
     )
 
 
-def _solve(
-    design: NDArray[np.float64], values: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Least squares by the normal equations: a 6x6 solve, far cheaper than lstsq."""
-    coef = np.zeros(6)
-    terms = design.shape[1]
-    try:
-        coef[:terms] = np.linalg.solve(design.T @ design, design.T @ values)
-    except np.linalg.LinAlgError:
-        coef[0] = float(np.median(values))
-    return coef
-
-
 @dataclass(frozen=True, slots=True)
 class _Samples:
     """A regular subsample of the image with its coordinates and ring flag."""
@@ -121,10 +108,14 @@ def _samples(gray: FloatArray) -> _Samples:
 def _weighted_solve(
     design: NDArray[np.float64],
     values: NDArray[np.float64],
-    weight: NDArray[np.float64],
+    weight: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
+    """Least squares by the normal equations: a 6x6 solve, far cheaper than lstsq.
+
+    ``weight`` scales each sample's equation; ``None`` weighs them all alike.
+    """
     coef = np.zeros(6)
-    weighted = design * weight[:, None]
+    weighted = design if weight is None else design * weight[:, None]
     try:
         coef[: design.shape[1]] = np.linalg.solve(
             design.T @ weighted, weighted.T @ values
@@ -183,7 +174,7 @@ def _refit(
         paper = np.abs(residual) <= _INK_SIDE * sigma
         if paper.sum() < 4 * design.shape[1]:
             break
-        coef = _solve(design[paper], values[paper])
+        coef = _weighted_solve(design[paper], values[paper])
         residual = sign * (values - design @ coef[: design.shape[1]])
         # The paper side of the surface holds half the paper's noise and
         # nothing else (the edges of strokes all lie on the ink side).
@@ -217,7 +208,8 @@ def _surface(coef: NDArray[np.float64], shape: tuple[int, int]) -> FloatArray:
     c0, c1, c2, c3, c4, c5 = (float(c) for c in coef)
     # Separable terms first, so only two full-size float32 arrays are made.
     surface: FloatArray = (c0 + c2 * y + c5 * y**2) + (c1 + c3 * x + c4 * y) * x
-    return np.broadcast_to(surface, shape).astype(np.float32)
+    # Already (height, width): the row terms broadcast against the column ones.
+    return surface.astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,4 +285,6 @@ def _reading(gray: FloatArray, coef: NDArray[np.float64], dark: bool) -> Paper:
         np.maximum(paper, np.float32(_MIN_PAPER), out=paper)
     else:
         paper.fill(1.0)
-    return Paper(contrast=contrast.astype(np.float32), light=paper, dark=dark)
+    return Paper(
+        contrast=contrast.astype(np.float32, copy=False), light=paper, dark=dark
+    )

@@ -21,7 +21,7 @@ pytestmark = needs_image()
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 # The image serves the shipped weights; the same file, loaded here, is the reference.
-NETWORK = load_network(weights.shipped_file())
+NETWORK = load_network(weights.shipped() / "mnist" / "1" / "weights.pkl")
 
 
 @pytest.fixture(scope="module")
